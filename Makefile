@@ -1,0 +1,107 @@
+# Valkey with fork-based memory profiling.
+#
+#   make                 build the server (installs build packages on first use)
+#   make demo            build, then run the demo on loopback
+#   make test            our tests + the upstream regression subset + utils tests
+#   make test-upstream   the whole upstream suite against our build
+#   make vanilla         the same pinned upstream without our changes
+#   make bench           speed and exactness, side by side
+#   make patch-queue / make refresh-patches   work on patches/ (see README)
+
+include deps/pin.mk
+
+BUILD    ?= build
+DL        = $(BUILD)/dl
+PRISTINE  = $(BUILD)/pristine
+TREE      = $(BUILD)/valkey
+VTREE     = $(BUILD)/vanilla/valkey
+BIN       = $(BUILD)/bin
+VBIN      = $(BUILD)/vanilla/bin
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+# Extra arguments for the upstream build, e.g. SANITIZER=address.
+VALKEY_MAKE_ARGS ?= BUILD_TLS=no USE_SYSTEMD=no
+PROGRAMS  = valkey-server valkey-cli valkey-benchmark valkey-check-rdb valkey-check-aof
+PIN_ENV   = DEBIAN_VERSION='$(DEBIAN_VERSION)' DEBIAN_SUITE='$(DEBIAN_SUITE)' \
+            ORIG_TARBALL='$(ORIG_TARBALL)' ORIG_SHA256='$(ORIG_SHA256)' \
+            DEBIAN_TARBALL='$(DEBIAN_TARBALL)' DEBIAN_SHA256='$(DEBIAN_SHA256)'
+SETUP_PKGS = build-essential pkg-config tcl xz-utils patch python3 procps
+
+OURS = $(wildcard src/*.c src/*.h patches/series patches/*.patch \
+         tests/unit/*.tcl tests/unit/*/*.tcl tests/integration/*.tcl tests/helpers/*)
+
+.PHONY: all setup demo test test-ours test-upstream vanilla bench clean distclean \
+        patch-queue refresh-patches test-sanitizers test-valgrind
+.DELETE_ON_ERROR:
+
+all: $(BUILD)/.built
+
+# Debian packages the build needs; installed once, only those missing.
+$(BUILD)/.setup:
+	@mkdir -p $(BUILD)
+	@missing=""; for p in $(SETUP_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    echo "setup: installing$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@touch $@
+setup: $(BUILD)/.setup
+
+$(DL)/.verified: deps/pin.mk deps/fetch.sh | $(BUILD)/.setup
+	$(PIN_ENV) sh deps/fetch.sh $(DL)
+	@touch $@
+
+$(PRISTINE)/.stamp: $(DL)/.verified deps/prepare.sh
+	$(PIN_ENV) sh deps/prepare.sh pristine $(DL) $(PRISTINE)
+	@touch $@
+
+$(TREE)/.overlay: $(PRISTINE)/.stamp $(OURS) deps/prepare.sh
+	sh deps/prepare.sh overlay $(PRISTINE) $(TREE) $(CURDIR)
+	@touch $@
+
+# The upstream make decides what to recompile (nothing, when nothing changed);
+# binaries are copied to $(BIN) only when they changed.
+$(BUILD)/.built: $(TREE)/.overlay FORCE
+	@$(MAKE) --no-print-directory -C $(TREE) -j$(JOBS) $(VALKEY_MAKE_ARGS)
+	@mkdir -p $(BIN); for p in $(PROGRAMS); do cmp -s $(TREE)/src/$$p $(BIN)/$$p || cp $(TREE)/src/$$p $(BIN)/$$p; done
+	@touch $@
+FORCE:
+
+vanilla: $(BUILD)/vanilla/.built
+$(BUILD)/vanilla/.built: $(PRISTINE)/.stamp
+	sh deps/prepare.sh overlay $(PRISTINE) $(VTREE) /nonexistent
+	$(MAKE) -C $(VTREE) -j$(JOBS) $(VALKEY_MAKE_ARGS)
+	@mkdir -p $(VBIN); for p in $(PROGRAMS); do cmp -s $(VTREE)/src/$$p $(VBIN)/$$p || cp $(VTREE)/src/$$p $(VBIN)/$$p; done
+	@touch $@
+
+demo: all
+	python3 utils/demo.py --bin $(BIN) --conf valkey.conf
+
+# Our tests, the upstream files our patches touch, and the utils tests.
+TEST_CLIENTS ?= 2
+test: all
+	sh utils/run-tests.sh $(TREE) ours+subset $(TEST_CLIENTS)
+
+test-upstream: all
+	sh utils/run-tests.sh $(TREE) all 4
+
+test-sanitizers:
+	sh utils/sanitizers.sh
+
+test-valgrind: all
+	sh utils/run-tests.sh $(TREE) valgrind 1
+
+bench: all vanilla
+	python3 bench/bench.py --bin $(BIN) --vanilla-bin $(VBIN)
+
+# A git patch queue over the pristine tree: edit and commit there, then
+# `make refresh-patches` writes the commits back to patches/.
+patch-queue: $(PRISTINE)/.stamp
+	sh utils/patch-queue.sh init $(PRISTINE) $(BUILD)/pq $(CURDIR)
+refresh-patches:
+	sh utils/patch-queue.sh refresh $(PRISTINE) $(BUILD)/pq $(CURDIR)
+
+clean:
+	-$(MAKE) -C $(TREE) clean
+	rm -f $(BUILD)/.built
+distclean:
+	rm -rf $(BUILD)

@@ -1,0 +1,82 @@
+#!/bin/sh
+# Prepare a Valkey source tree from the verified downloads.
+#
+#   prepare.sh pristine DL_DIR OUT_DIR
+#       Unpack the orig tarball into OUT_DIR and apply Debian's security
+#       patches (the CVE-* and *-Incorporate-Redis-CVE-* entries of
+#       debian/patches/series, in series order; not the packaging defaults).
+#   prepare.sh overlay PRISTINE_DIR TREE_DIR PROJECT_DIR
+#       Stage PRISTINE_DIR + PROJECT_DIR/patches/series + our src/ and tests/
+#       files, then copy into TREE_DIR only the files whose content changed,
+#       so that make rebuilds only what depends on an edited file.
+set -eu
+
+die() { echo "prepare: $*" >&2; exit 1; }
+
+pristine() {
+    dl=$1 out=$2
+    : "${ORIG_TARBALL:?}" "${DEBIAN_TARBALL:?}"
+    tmp="$out.tmp"
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    tar -C "$tmp" -xf "$dl/$ORIG_TARBALL"
+    tar -C "$tmp" -xf "$dl/$DEBIAN_TARBALL"
+    top=$(find "$tmp" -mindepth 1 -maxdepth 1 -type d -name 'valkey-*' | head -n1)
+    [ -n "$top" ] || die "no valkey-* directory in $ORIG_TARBALL"
+    grep -E '^(CVE-|[0-9]+-Incorporate-Redis-CVE-)' "$tmp/debian/patches/series" | while read -r p _; do
+        echo "prepare: applying Debian patch $p" >&2
+        patch -d "$top" -p1 -s -f --no-backup-if-mismatch < "$tmp/debian/patches/$p" ||
+            die "Debian patch $p does not apply"
+    done
+    rm -rf "$out"
+    mv "$top" "$out"
+    rm -rf "$tmp"
+}
+
+overlay() {
+    pristine=$1 tree=$2 proj=$3
+    stage="$tree.stage"
+    rm -rf "$stage" && mkdir -p "$stage"
+    # Only source files take part; build outputs of the tree are never touched.
+    (cd "$pristine" && tar -cf - --exclude='./deps/*/.make-*' .) | tar -C "$stage" -xf -
+    if [ -f "$proj/patches/series" ]; then
+        grep -v -E '^[[:space:]]*(#|$)' "$proj/patches/series" | while read -r p _; do
+            patch -d "$stage" -p1 -s -f --no-backup-if-mismatch < "$proj/patches/$p" ||
+                die "patch $p does not apply to the pinned upstream"
+        done
+    fi
+    for f in "$proj"/src/*.c "$proj"/src/*.h; do
+        [ -f "$f" ] && cp "$f" "$stage/src/"
+    done
+    for d in unit integration helpers; do
+        [ -d "$proj/tests/$d" ] || continue
+        (cd "$proj/tests" && find "$d" -type f) | while read -r f; do
+            mkdir -p "$stage/tests/$(dirname "$f")"
+            cp "$proj/tests/$f" "$stage/tests/$f"
+        done
+    done
+    mkdir -p "$tree"
+    changed=0
+    (cd "$stage" && find . -type f) > "$stage.list"
+    while read -r f; do
+        if ! cmp -s "$stage/$f" "$tree/$f"; then
+            mkdir -p "$tree/$(dirname "$f")"
+            cp "$stage/$f" "$tree/$f"
+            changed=$((changed + 1))
+        fi
+    done < "$stage.list"
+    # Files an earlier overlay added that are gone now (a removed module or test).
+    if [ -f "$tree/.overlay.list" ]; then
+        sort "$tree/.overlay.list" > "$stage.old"; sort "$stage.list" > "$stage.new"
+        comm -23 "$stage.old" "$stage.new" | while read -r f; do rm -f "$tree/$f"; done
+    fi
+    mv "$stage.list" "$tree/.overlay.list"
+    rm -rf "$stage" "$stage.old" "$stage.new"
+    echo "prepare: $changed file(s) updated in $tree" >&2
+}
+
+cmd=${1:-}; shift || true
+case "$cmd" in
+    pristine) pristine "$@" ;;
+    overlay) overlay "$@" ;;
+    *) die "usage: prepare.sh pristine DL OUT | overlay PRISTINE TREE PROJECT" ;;
+esac
