@@ -1,0 +1,542 @@
+/* Fork-based memory profiling: see memprofile.h for the overview.
+ *
+ * Child side: memprofChildBegin() measures what only exists at the fork
+ * instant and hands rdb.c a per-key callback; memprofChildSend() serializes
+ * the figures and sends them over the childinfo pipe.
+ *
+ * Parent side: the payload is read next to the regular childinfo records,
+ * and published by memprofSaveDone() only when the child exited with success
+ * and the whole payload arrived and parsed. A failed, killed or cancelled
+ * profiling save keeps the previous figures and sets the status to err.
+ *
+ * Payload format (text, one figure a line, so that later versions can add
+ * figures without a new message type; unknown lines are ignored):
+ *
+ *   memprof 1
+ *   slot <name> <keys> <bytes>      one line per type/encoding slot
+ *   <figure> <value>                kv_expire, um_kvstore, ...
+ *   end
+ */
+
+#include "server.h"
+#include "memprofile.h"
+#include "rdb.h"
+#include "module.h"
+
+#include <math.h>
+
+int server_rdb_save_stat_memory = 0;
+
+/* ------------------------------------------------------------------------
+ * Slots: one per type/encoding pair the keyspace can hold.
+ * --------------------------------------------------------------------- */
+
+enum {
+    MP_STRING_INT,
+    MP_STRING_EMBSTR,
+    MP_STRING_RAW,
+    MP_LIST_LISTPACK,
+    MP_LIST_QUICKLIST,
+    MP_SET_INTSET,
+    MP_SET_LISTPACK,
+    MP_SET_HASHTABLE,
+    MP_ZSET_LISTPACK,
+    MP_ZSET_SKIPLIST,
+    MP_HASH_LISTPACK,
+    MP_HASH_HASHTABLE,
+    MP_STREAM_STREAM,
+    MP_MODULE,
+    MP_SLOTS
+};
+
+enum { MPT_STRING, MPT_LIST, MPT_SET, MPT_ZSET, MPT_HASH, MPT_STREAM, MPT_MODULE, MPT_TYPES };
+
+static const char *memprofTypeNames[MPT_TYPES] = {"string", "list", "set", "zset", "hash", "stream", "module"};
+
+static const struct {
+    const char *name; /* Also the INFO field stem: rdb_stats_<name>_keys. */
+    int type;         /* MPT_* */
+} memprofSlots[MP_SLOTS] = {
+    [MP_STRING_INT] = {"string_int", MPT_STRING},
+    [MP_STRING_EMBSTR] = {"string_embstr", MPT_STRING},
+    [MP_STRING_RAW] = {"string_raw", MPT_STRING},
+    [MP_LIST_LISTPACK] = {"list_listpack", MPT_LIST},
+    [MP_LIST_QUICKLIST] = {"list_quicklist", MPT_LIST},
+    [MP_SET_INTSET] = {"set_intset", MPT_SET},
+    [MP_SET_LISTPACK] = {"set_listpack", MPT_SET},
+    [MP_SET_HASHTABLE] = {"set_hashtable", MPT_SET},
+    [MP_ZSET_LISTPACK] = {"zset_listpack", MPT_ZSET},
+    [MP_ZSET_SKIPLIST] = {"zset_skiplist", MPT_ZSET},
+    [MP_HASH_LISTPACK] = {"hash_listpack", MPT_HASH},
+    [MP_HASH_HASHTABLE] = {"hash_hashtable", MPT_HASH},
+    [MP_STREAM_STREAM] = {"stream_stream", MPT_STREAM},
+    [MP_MODULE] = {"module", MPT_MODULE},
+};
+
+/* Everything one profile holds. Counters are 64-bit: they would overflow
+ * only past 2^64 bytes (16 EiB) or keys, far beyond any addressable heap. */
+typedef struct memprofFigures {
+    unsigned long long keys[MP_SLOTS];
+    unsigned long long bytes[MP_SLOTS];
+    unsigned long long kv_expire;        /* Expires tables. */
+    unsigned long long kv_hash_meta;     /* Hash field TTL metadata: none in 8.1. */
+    unsigned long long um_kvstore;       /* Keyspace tables, object headers excluded. */
+    unsigned long long um_clients;       /* Normal, pubsub and primary clients. */
+    unsigned long long sys_aof_buf;      /* AOF buffer. */
+    unsigned long long sys_repl_buf;     /* Replication buffer beyond the backlog. */
+    unsigned long long sys_repl_backlog; /* Backlog and its index. */
+} memprofFigures;
+
+/* The scalar figures, by payload name. */
+static const struct {
+    const char *name;
+    size_t offset;
+} memprofScalars[] = {
+    {"kv_expire", offsetof(memprofFigures, kv_expire)},
+    {"kv_hash_meta", offsetof(memprofFigures, kv_hash_meta)},
+    {"um_kvstore", offsetof(memprofFigures, um_kvstore)},
+    {"um_clients", offsetof(memprofFigures, um_clients)},
+    {"sys_aof_buf", offsetof(memprofFigures, sys_aof_buf)},
+    {"sys_repl_buf", offsetof(memprofFigures, sys_repl_buf)},
+    {"sys_repl_backlog", offsetof(memprofFigures, sys_repl_backlog)},
+};
+#define MEMPROF_SCALARS (sizeof(memprofScalars) / sizeof(memprofScalars[0]))
+#define MEMPROF_SCALAR(f, i) (*(unsigned long long *)((char *)(f) + memprofScalars[i].offset))
+
+/* A payload larger than this is refused: it can only be garbage. */
+#define MEMPROF_MAX_PAYLOAD (64 * 1024 * 1024)
+
+static void memprofTotals(const memprofFigures *f, unsigned long long *keys, unsigned long long *bytes) {
+    *keys = *bytes = 0;
+    for (int i = 0; i < MP_SLOTS; i++) {
+        *keys += f->keys[i];
+        *bytes += f->bytes[i];
+    }
+}
+
+static void memprofTypeTotals(const memprofFigures *f,
+                              unsigned long long keys[MPT_TYPES],
+                              unsigned long long bytes[MPT_TYPES]) {
+    memset(keys, 0, sizeof(unsigned long long) * MPT_TYPES);
+    memset(bytes, 0, sizeof(unsigned long long) * MPT_TYPES);
+    for (int i = 0; i < MP_SLOTS; i++) {
+        keys[memprofSlots[i].type] += f->keys[i];
+        bytes[memprofSlots[i].type] += f->bytes[i];
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Exact sizes: the allocator's usable size of every allocation a value owns.
+ * --------------------------------------------------------------------- */
+
+static inline size_t memprofSdsBytes(sds s) {
+    return zmalloc_size(sdsAllocPtr(s));
+}
+
+/* The table struct (with its metadata), the bucket tables and the chained
+ * buckets. Bucket tables are power-of-two multiples of the bucket size, which
+ * are allocator size classes, so the count times the size is exact. */
+static size_t memprofHashtableBytes(hashtable *ht) {
+    size_t buckets = hashtableBuckets(ht) + hashtableChainedBuckets(ht, 0) + hashtableChainedBuckets(ht, 1);
+    return zmalloc_size(ht) + buckets * HASHTABLE_BUCKET_SIZE;
+}
+
+static size_t memprofQuicklistBytes(quicklist *ql) {
+    size_t bytes = zmalloc_size(ql);
+    for (quicklistNode *node = ql->head; node; node = node->next) {
+        /* A compressed node's entry is its quicklistLZF allocation. */
+        bytes += zmalloc_size(node) + zmalloc_size(node->entry);
+    }
+    return bytes;
+}
+
+static size_t memprofSetHashtableBytes(hashtable *ht) {
+    size_t bytes = memprofHashtableBytes(ht);
+    hashtableIterator iter;
+    void *next;
+    hashtableInitIterator(&iter, ht, 0);
+    while (hashtableNext(&iter, &next)) bytes += memprofSdsBytes(next);
+    hashtableResetIterator(&iter);
+    return bytes;
+}
+
+static size_t memprofHashHashtableBytes(hashtable *ht) {
+    size_t bytes = memprofHashtableBytes(ht);
+    hashtableIterator iter;
+    void *next;
+    hashtableInitIterator(&iter, ht, 0);
+    while (hashtableNext(&iter, &next)) bytes += hashTypeEntryMemUsage(next);
+    hashtableResetIterator(&iter);
+    return bytes;
+}
+
+static size_t memprofZsetBytes(zset *zs) {
+    zskiplist *zsl = zs->zsl;
+    size_t bytes = zmalloc_size(zs) + memprofHashtableBytes(zs->ht) + zmalloc_size(zsl) + zmalloc_size(zsl->header);
+    for (zskiplistNode *n = zsl->header->level[0].forward; n; n = n->level[0].forward) {
+        bytes += zmalloc_size(n) + memprofSdsBytes(n->ele);
+    }
+    return bytes;
+}
+
+static size_t memprofStreamBytes(stream *s) {
+    size_t bytes = zmalloc_size(s) + raxAllocSize(s->rax);
+    raxIterator ri;
+    raxStart(&ri, s->rax);
+    raxSeek(&ri, "^", NULL, 0);
+    while (raxNext(&ri)) bytes += zmalloc_size(ri.data);
+    raxStop(&ri);
+    if (!s->cgroups) return bytes;
+
+    bytes += raxAllocSize(s->cgroups);
+    raxStart(&ri, s->cgroups);
+    raxSeek(&ri, "^", NULL, 0);
+    while (raxNext(&ri)) {
+        streamCG *cg = ri.data;
+        bytes += zmalloc_size(cg) + raxAllocSize(cg->pel) + raxAllocSize(cg->consumers);
+        raxIterator it;
+        /* NACKs are shared by the group PEL and the consumer PELs: count
+         * them once, here. */
+        raxStart(&it, cg->pel);
+        raxSeek(&it, "^", NULL, 0);
+        while (raxNext(&it)) bytes += zmalloc_size(it.data);
+        raxStop(&it);
+        raxStart(&it, cg->consumers);
+        raxSeek(&it, "^", NULL, 0);
+        while (raxNext(&it)) {
+            streamConsumer *c = it.data;
+            bytes += zmalloc_size(c) + memprofSdsBytes(c->name) + raxAllocSize(c->pel);
+        }
+        raxStop(&it);
+    }
+    raxStop(&ri);
+    return bytes;
+}
+
+/* The object header is one allocation with the embedded key, expire and,
+ * for EMBSTR, the value. Module values report through mem_usage. */
+size_t memprofObjectBytes(robj *o, int dbid) {
+    size_t bytes = zmalloc_size(o);
+    switch (o->type) {
+    case OBJ_STRING:
+        if (o->encoding == OBJ_ENCODING_RAW) bytes += memprofSdsBytes(o->ptr);
+        break;
+    case OBJ_LIST:
+        if (o->encoding == OBJ_ENCODING_QUICKLIST)
+            bytes += memprofQuicklistBytes(o->ptr);
+        else
+            bytes += zmalloc_size(o->ptr);
+        break;
+    case OBJ_SET:
+        if (o->encoding == OBJ_ENCODING_HASHTABLE)
+            bytes += memprofSetHashtableBytes(o->ptr);
+        else
+            bytes += zmalloc_size(o->ptr);
+        break;
+    case OBJ_ZSET:
+        if (o->encoding == OBJ_ENCODING_SKIPLIST)
+            bytes += memprofZsetBytes(o->ptr);
+        else
+            bytes += zmalloc_size(o->ptr);
+        break;
+    case OBJ_HASH:
+        if (o->encoding == OBJ_ENCODING_HASHTABLE)
+            bytes += memprofHashHashtableBytes(o->ptr);
+        else
+            bytes += zmalloc_size(o->ptr);
+        break;
+    case OBJ_STREAM: bytes += memprofStreamBytes(o->ptr); break;
+    case OBJ_MODULE: {
+        robj keyobj;
+        initStaticStringObject(keyobj, objectGetKey(o));
+        bytes += zmalloc_size(o->ptr) + moduleGetMemUsage(&keyobj, o, 0, dbid);
+        break;
+    }
+    }
+    return bytes;
+}
+
+static int memprofSlotOf(robj *o) {
+    switch (o->type) {
+    case OBJ_STRING:
+        return o->encoding == OBJ_ENCODING_INT      ? MP_STRING_INT
+               : o->encoding == OBJ_ENCODING_EMBSTR ? MP_STRING_EMBSTR
+                                                    : MP_STRING_RAW;
+    case OBJ_LIST: return o->encoding == OBJ_ENCODING_QUICKLIST ? MP_LIST_QUICKLIST : MP_LIST_LISTPACK;
+    case OBJ_SET:
+        return o->encoding == OBJ_ENCODING_INTSET     ? MP_SET_INTSET
+               : o->encoding == OBJ_ENCODING_LISTPACK ? MP_SET_LISTPACK
+                                                      : MP_SET_HASHTABLE;
+    case OBJ_ZSET: return o->encoding == OBJ_ENCODING_SKIPLIST ? MP_ZSET_SKIPLIST : MP_ZSET_LISTPACK;
+    case OBJ_HASH: return o->encoding == OBJ_ENCODING_HASHTABLE ? MP_HASH_HASHTABLE : MP_HASH_LISTPACK;
+    case OBJ_STREAM: return MP_STREAM_STREAM;
+    default: return MP_MODULE;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Child side.
+ * --------------------------------------------------------------------- */
+
+static memprofFigures childFigures;
+
+static void memprofAccountKey(robj *o, int dbid) {
+    int slot = memprofSlotOf(o);
+    childFigures.keys[slot]++;
+    childFigures.bytes[slot] += memprofObjectBytes(o, dbid);
+}
+
+/* The figures that exist only at the fork instant, read from the child's
+ * copy of the parent's memory before the save changes anything. */
+static void memprofMeasureForkInstant(memprofFigures *f) {
+    for (int j = 0; j < server.dbnum; j++) {
+        f->um_kvstore += kvstoreMemUsage(server.db[j].keys);
+        f->kv_expire += kvstoreMemUsage(server.db[j].expires);
+    }
+    f->kv_hash_meta = 0;
+    f->um_clients = server.stat_clients_type_memory[CLIENT_TYPE_NORMAL] +
+                    server.stat_clients_type_memory[CLIENT_TYPE_PUBSUB] +
+                    server.stat_clients_type_memory[CLIENT_TYPE_PRIMARY];
+    f->sys_aof_buf = (server.aof_state != AOF_OFF && server.aof_buf) ? sdsAllocSize(server.aof_buf) : 0;
+
+    /* Replicas and the backlog share one buffer: what exceeds the backlog
+     * size is the replicas' share, as INFO memory counts it. */
+    if (listLength(server.replicas) && (long long)server.repl_buffer_mem > server.repl_backlog_size) {
+        f->sys_repl_buf = server.repl_buffer_mem - server.repl_backlog_size;
+        f->sys_repl_backlog = server.repl_backlog_size;
+    } else {
+        f->sys_repl_buf = 0;
+        f->sys_repl_backlog = server.repl_buffer_mem;
+    }
+    if (server.repl_backlog) {
+        f->sys_repl_backlog += zmalloc_size(server.repl_backlog) + raxAllocSize(server.repl_backlog->blocks_index);
+    }
+}
+
+rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
+    if (!(rdbflags & RDBFLAGS_STAT_MEMORY)) return NULL;
+    memset(&childFigures, 0, sizeof(childFigures));
+    memprofMeasureForkInstant(&childFigures);
+    return memprofAccountKey;
+}
+
+static sds memprofSerialize(const memprofFigures *f) {
+    sds p = sdsnew("memprof 1\n");
+    for (int i = 0; i < MP_SLOTS; i++) {
+        p = sdscatprintf(p, "slot %s %llu %llu\n", memprofSlots[i].name, f->keys[i], f->bytes[i]);
+    }
+    for (size_t i = 0; i < MEMPROF_SCALARS; i++) {
+        p = sdscatprintf(p, "%s %llu\n", memprofScalars[i].name, MEMPROF_SCALAR(f, i));
+    }
+    return sdscat(p, "end\n");
+}
+
+void memprofChildSend(void) {
+    sds payload = memprofSerialize(&childFigures);
+    sendChildInfoPayload(CHILD_INFO_TYPE_MEMORY_PROFILE, payload, sdslen(payload));
+    sdsfree(payload);
+}
+
+/* ------------------------------------------------------------------------
+ * Parent side.
+ * --------------------------------------------------------------------- */
+
+enum { MEMPROF_STATUS_NONE, MEMPROF_STATUS_OK, MEMPROF_STATUS_ERR };
+
+static struct {
+    /* The published profile. */
+    int status;
+    memprofFigures last;
+    time_t last_time;            /* Unix time of the fork. */
+    long long last_duration_ms;  /* Fork to publication. */
+    size_t last_used_memory;     /* used_memory at the fork. */
+    /* The profile being taken. */
+    int in_progress;
+    int scheduled; /* A BGSAVE STAT_MEMORY waits for MULTI/EXEC to end. */
+    time_t fork_time;
+    long long fork_mstime;
+    size_t fork_used_memory;
+    /* The payload on the childinfo pipe. */
+    char *payload;
+    size_t expected, received;
+} mp;
+
+int memprofIsStatMemoryArg(const char *arg) {
+    return !strcasecmp(arg, "stat_memory");
+}
+
+void memprofScheduleRequest(void) {
+    mp.scheduled = 1;
+}
+
+int memprofSaveFlags(int rdbflags) {
+    if (rdbflags & (RDBFLAGS_REPLICATION | RDBFLAGS_AOF_PREAMBLE)) return rdbflags & ~RDBFLAGS_STAT_MEMORY;
+    if (server_rdb_save_stat_memory || mp.scheduled) rdbflags |= RDBFLAGS_STAT_MEMORY;
+    mp.scheduled = 0;
+    return rdbflags;
+}
+
+static void memprofDropPayload(void) {
+    zfree(mp.payload);
+    mp.payload = NULL;
+    mp.expected = mp.received = 0;
+}
+
+void memprofSaveStarted(int rdbflags) {
+    memprofDropPayload();
+    mp.in_progress = (rdbflags & RDBFLAGS_STAT_MEMORY) != 0;
+    if (!mp.in_progress) return;
+    mp.fork_time = time(NULL);
+    mp.fork_mstime = mstime();
+    mp.fork_used_memory = zmalloc_used_memory();
+}
+
+void memprofPipeExpect(size_t len) {
+    memprofDropPayload();
+    if (len == 0 || len > MEMPROF_MAX_PAYLOAD) return;
+    mp.payload = zmalloc(len);
+    mp.expected = len;
+}
+
+int memprofPipeRead(int fd) {
+    if (mp.received == mp.expected) return 1;
+    ssize_t n = read(fd, mp.payload + mp.received, mp.expected - mp.received);
+    if (n > 0) mp.received += n;
+    return mp.received == mp.expected;
+}
+
+/* Parse a complete payload. Returns C_ERR unless it is well formed. */
+static int memprofParse(const char *buf, size_t len, memprofFigures *f) {
+    memset(f, 0, sizeof(*f));
+    int nlines, ok = 0, ret = C_ERR;
+    sds *lines = sdssplitlen(buf, len, "\n", 1, &nlines);
+    if (!lines || nlines < 2 || strcmp(lines[0], "memprof 1")) goto done;
+    for (int i = 1; i < nlines; i++) {
+        char name[64];
+        unsigned long long a, b;
+        if (!strcmp(lines[i], "end")) {
+            ok = 1;
+            break;
+        }
+        if (sscanf(lines[i], "slot %63s %llu %llu", name, &a, &b) == 3) {
+            for (int s = 0; s < MP_SLOTS; s++) {
+                if (!strcmp(name, memprofSlots[s].name)) {
+                    f->keys[s] = a;
+                    f->bytes[s] = b;
+                }
+            }
+        } else if (sscanf(lines[i], "%63s %llu", name, &a) == 2) {
+            for (size_t s = 0; s < MEMPROF_SCALARS; s++) {
+                if (!strcmp(name, memprofScalars[s].name)) MEMPROF_SCALAR(f, s) = a;
+            }
+        }
+    }
+    if (ok) ret = C_OK;
+done:
+    sdsfreesplitres(lines, nlines);
+    return ret;
+}
+
+static void memprofLogProfile(const memprofFigures *f) {
+    unsigned long long keys, bytes, tkeys[MPT_TYPES], tbytes[MPT_TYPES];
+    memprofTotals(f, &keys, &bytes);
+    memprofTypeTotals(f, tkeys, tbytes);
+
+    sds line = sdscatprintf(sdsempty(), "RDB object stats: total keys=%llu mem_bytes=%llu |", keys, bytes);
+    for (int t = 0; t < MPT_TYPES; t++) {
+        if (tkeys[t]) line = sdscatprintf(line, " %s=%llu/%lluB", memprofTypeNames[t], tkeys[t], tbytes[t]);
+    }
+    serverLog(LL_NOTICE, "%s", line);
+    sdsfree(line);
+    serverLog(LL_NOTICE,
+              "RDB memory breakdown: kv[user=%lluB expire=%lluB hash_meta=%lluB] "
+              "user_meta[kvstore=%lluB clients=%lluB] "
+              "sys[aof_buf=%lluB repl_buf=%lluB repl_backlog=%lluB]",
+              bytes, f->kv_expire, f->kv_hash_meta, f->um_kvstore, f->um_clients, f->sys_aof_buf, f->sys_repl_buf,
+              f->sys_repl_backlog);
+}
+
+void memprofSaveDone(int exitcode, int bysignal) {
+    if (!mp.in_progress) {
+        memprofDropPayload();
+        return;
+    }
+    mp.in_progress = 0;
+
+    memprofFigures f;
+    const char *why = NULL;
+    if (bysignal)
+        why = "the save was terminated by a signal";
+    else if (exitcode != 0)
+        why = "the save failed";
+    else if (!mp.payload || mp.received != mp.expected)
+        why = "the child's report did not arrive whole";
+    else if (memprofParse(mp.payload, mp.expected, &f) != C_OK)
+        why = "the child's report is malformed";
+    memprofDropPayload();
+
+    if (why) {
+        mp.status = MEMPROF_STATUS_ERR;
+        serverLog(LL_WARNING, "RDB memory profile not published: %s", why);
+        return;
+    }
+    mp.status = MEMPROF_STATUS_OK;
+    mp.last = f;
+    mp.last_time = mp.fork_time;
+    mp.last_duration_ms = mstime() - mp.fork_mstime;
+    mp.last_used_memory = mp.fork_used_memory;
+    memprofLogProfile(&mp.last);
+}
+
+/* ------------------------------------------------------------------------
+ * INFO rdb_stats
+ * --------------------------------------------------------------------- */
+
+sds memprofInfoString(sds info) {
+    static const char *status_names[] = {"none", "ok", "err"};
+    const memprofFigures *f = &mp.last;
+    unsigned long long keys, bytes, tkeys[MPT_TYPES], tbytes[MPT_TYPES];
+    memprofTotals(f, &keys, &bytes);
+    memprofTypeTotals(f, tkeys, tbytes);
+
+    info = sdscatprintf(info,
+                        "# Rdb_stats\r\n"
+                        "rdb_stats_status:%s\r\n"
+                        "rdb_stats_in_progress:%d\r\n"
+                        "rdb_stats_last_time:%lld\r\n"
+                        "rdb_stats_duration_ms:%lld\r\n"
+                        "rdb_stats_used_memory:%zu\r\n"
+                        "rdb_stats_keys:%llu\r\n"
+                        "rdb_stats_bytes:%llu\r\n",
+                        status_names[mp.status], mp.in_progress, (long long)mp.last_time, mp.last_duration_ms,
+                        mp.last_used_memory, keys, bytes);
+    for (int t = 0; t < MPT_TYPES; t++) {
+        info = sdscatprintf(info, "rdb_stats_%s_keys:%llu\r\nrdb_stats_%s_bytes:%llu\r\n", memprofTypeNames[t],
+                            tkeys[t], memprofTypeNames[t], tbytes[t]);
+    }
+    for (int s = 0; s < MP_SLOTS; s++) {
+        if (s == MP_MODULE) continue; /* Already listed as a type. */
+        info = sdscatprintf(info, "rdb_stats_%s_keys:%llu\r\nrdb_stats_%s_bytes:%llu\r\n", memprofSlots[s].name,
+                            f->keys[s], memprofSlots[s].name, f->bytes[s]);
+    }
+    info = sdscatprintf(info,
+                        "mem_kv_user_data:%llu\r\n"
+                        "mem_kv_expiration:%llu\r\n"
+                        "mem_kv_hash_metadata:%llu\r\n"
+                        "mem_um_kvstore:%llu\r\n"
+                        "mem_um_clients_io:%llu\r\n"
+                        "mem_sys_aof_buffer:%llu\r\n"
+                        "mem_sys_repl_buffer:%llu\r\n"
+                        "mem_sys_repl_backlog:%llu\r\n",
+                        bytes, f->kv_expire, f->kv_hash_meta, f->um_kvstore, f->um_clients, f->sys_aof_buf,
+                        f->sys_repl_buf, f->sys_repl_backlog);
+    return info;
+}
+
+/* ------------------------------------------------------------------------
+ * MEMORY DOCTOR: the composition part.
+ * --------------------------------------------------------------------- */
+
+sds memprofDoctorReport(sds report) {
+    return report;
+}

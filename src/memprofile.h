@@ -1,0 +1,63 @@
+/* Fork-based memory profiling.
+ *
+ * A background save started with BGSAVE STAT_MEMORY (or any non-replication
+ * background save while rdb-save-stat-memory is yes) makes the forked child
+ * add up, for every key it serializes, the exact allocator size of the value
+ * by type and encoding. At the fork instant the child also measures the
+ * keyspace tables, client buffers, the AOF buffer and the replication
+ * buffers. The figures travel to the parent over the childinfo pipe and are
+ * published, only after a successful save, as two log lines, the rdb_stats
+ * INFO section and a part of MEMORY DOCTOR.
+ *
+ * Everything here is reached through thin hooks in upstream files; with the
+ * feature off the only cost is a NULL pointer test per key in the child. */
+
+#ifndef __MEMPROFILE_H
+#define __MEMPROFILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct serverObject;
+struct client;
+
+/* Config: rdb-save-stat-memory. */
+extern int server_rdb_save_stat_memory;
+
+/* Signature of the per-key callback rdb.c keeps in a file-static pointer. */
+typedef void (*rdbKeyMemStatFn)(struct serverObject *o, int dbid);
+
+/* --- Parent side ------------------------------------------------------- */
+
+/* BGSAVE option parsing: returns 1 when argv[i] is STAT_MEMORY. */
+int memprofIsStatMemoryArg(const char *arg);
+/* A BGSAVE STAT_MEMORY that could not start now was scheduled (MULTI). */
+void memprofScheduleRequest(void);
+/* rdbSaveBackground(): the flags a background save really runs with. */
+int memprofSaveFlags(int rdbflags);
+/* rdbSaveBackground(), parent, after a successful fork. */
+void memprofSaveStarted(int rdbflags);
+/* checkChildrenDone(), after the final childinfo drain, for RDB children. */
+void memprofSaveDone(int exitcode, int bysignal);
+/* readChildInfo(): a record announced 'len' bytes of payload. */
+void memprofPipeExpect(size_t len);
+/* readChildInfo(): read pending payload bytes. Returns 1 when no payload is
+ * pending (the next fixed record may be read), 0 when more bytes are needed. */
+int memprofPipeRead(int fd);
+
+/* INFO rdb_stats and MEMORY DOCTOR. */
+char *memprofInfoString(char *info);
+char *memprofDoctorReport(char *report);
+
+/* --- Child side -------------------------------------------------------- */
+
+/* rdbSaveRio(): measure the fork-instant figures, return the per-key
+ * callback (or NULL when the flag is not set). */
+rdbKeyMemStatFn memprofChildBegin(int rdbflags);
+/* rdbSaveBackground(), child, after a successful save: send the profile. */
+void memprofChildSend(void);
+
+/* Exact allocator bytes owned by one value, object header included. */
+size_t memprofObjectBytes(struct serverObject *o, int dbid);
+
+#endif

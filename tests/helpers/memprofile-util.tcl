@@ -1,0 +1,84 @@
+# Helpers shared by the memory profiling tests.
+
+# One field of INFO rdb_stats.
+proc mp_info {field {r r}} {
+    getInfoProperty [{*}$r info rdb_stats] $field
+}
+
+# All of INFO rdb_stats as a dict.
+proc mp_info_dict {{r r}} {
+    set d [dict create]
+    foreach line [split [{*}$r info rdb_stats] "\r\n"] {
+        if {[regexp {^([a-z0-9_]+):(.*)$} $line -> k v]} { dict set d $k $v }
+    }
+    return $d
+}
+
+# Run BGSAVE STAT_MEMORY and wait for the child to be reaped.
+proc mp_profile {{r r}} {
+    assert_equal {Background saving started} [{*}$r bgsave stat_memory]
+    waitForBgsave $r
+    wait_for_condition 100 20 {[mp_info rdb_stats_in_progress $r] == 0} else {
+        fail "profiling save still in progress"
+    }
+}
+
+proc mp_is_jemalloc {} {
+    string match {*jemalloc*} [s mem_allocator]
+}
+
+# The allocator's accounting for the dataset: used_memory minus the bucket
+# tables of the keyspace (MEMORY STATS overhead.db.hashtable.lut).
+proc mp_allocator_view {} {
+    set stats [r memory stats]
+    list [s used_memory] [dict get $stats overhead.db.hashtable.lut]
+}
+
+# Wait until only the test's own connection is left.
+proc mp_wait_single_client {} {
+    wait_for_condition 100 10 {[s connected_clients] == 1} else {
+        fail "loading connection did not go away"
+    }
+}
+
+# The figures of the last two profile lines in the log of server srv_idx,
+# as a dict: total_keys total_bytes <type>_keys <type>_bytes and the
+# breakdown figures (user expire hash_meta kvstore clients aof_buf repl_buf
+# repl_backlog).
+proc mp_log_figures {{srv_idx 0}} {
+    set fp [open [srv $srv_idx stdout] r]
+    set content [read $fp]
+    close $fp
+    set stats ""
+    set breakdown ""
+    foreach line [split $content "\n"] {
+        if {[string match {*RDB object stats: *} $line]} { set stats $line }
+        if {[string match {*RDB memory breakdown: *} $line]} { set breakdown $line }
+    }
+    set d [dict create]
+    if {![regexp {RDB object stats: total keys=(\d+) mem_bytes=(\d+) \|(.*)$} $stats -> k b rest]} {
+        return $d
+    }
+    dict set d total_keys $k
+    dict set d total_bytes $b
+    foreach item [split [string trim $rest]] {
+        if {[regexp {^([a-z]+)=(\d+)/(\d+)B$} $item -> t n bytes]} {
+            dict set d ${t}_keys $n
+            dict set d ${t}_bytes $bytes
+        }
+    }
+    regexp {kv\[user=(\d+)B expire=(\d+)B hash_meta=(\d+)B\] user_meta\[kvstore=(\d+)B clients=(\d+)B\] sys\[aof_buf=(\d+)B repl_buf=(\d+)B repl_backlog=(\d+)B\]$} \
+        $breakdown -> user expire hmeta kvs clients aof rbuf rback
+    foreach f {user expire hmeta kvs clients aof rbuf rback} n {user expire hash_meta kvstore clients aof_buf repl_buf repl_backlog} {
+        if {[info exists $f]} { dict set d $n [set $f] }
+    }
+    return $d
+}
+
+# Number of profile lines in the log so far.
+proc mp_log_count {{srv_idx 0}} {
+    set fp [open [srv $srv_idx stdout] r]
+    set n [regexp -all {RDB object stats: } [read $fp]]
+    close $fp
+    return $n
+}

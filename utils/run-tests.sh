@@ -1,0 +1,64 @@
+#!/bin/sh
+# Run the Tcl test suites with upstream's runtest in the prepared tree and
+# close with one line: 'N passed, N failed'. Exits non-zero on any failure.
+#
+#   run-tests.sh TREE ours+subset CLIENTS   our tests, the upstream files our
+#                                           patches touch, the utils tests
+#   run-tests.sh TREE ours CLIENTS          our tests only
+#   run-tests.sh TREE all CLIENTS           the whole upstream suite (ours included)
+#   run-tests.sh TREE valgrind CLIENTS      our tests under valgrind
+# Extra runtest arguments can be passed in RUNTEST_ARGS.
+set -u
+tree=$(cd "$1" && pwd); mode=$2; clients=${3:-2}
+proj=$(cd "$(dirname "$0")/.." && pwd)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+ours=""
+for f in "$proj"/tests/unit/*.tcl "$proj"/tests/integration/*.tcl; do
+    [ -f "$f" ] || continue
+    rel=${f#"$proj"/tests/}
+    ours="$ours --single ${rel%.tcl}"
+done
+
+# Upstream files that exercise what our patches touch: INFO, COMMAND DOCS,
+# CONFIG, MEMORY DOCTOR, BGSAVE, childinfo, DUMP/RESTORE, every type's
+# encodings, RDB save/load and replication saves.
+subset="unit/info unit/info-command unit/introspection unit/introspection-2 unit/memefficiency
+        unit/other unit/dump integration/rdb integration/replication integration/convert-ziplist-hash-on-load
+        integration/convert-zipmap-hash-on-load integration/psync2 integration/aof"
+for f in "$tree"/tests/unit/type/*.tcl; do
+    rel=${f#"$tree"/tests/}
+    subset="$subset ${rel%.tcl}"
+done
+
+args="--clients $clients --timeout 1200"
+case "$mode" in
+    ours) sel="$ours" ;;
+    ours+subset) sel="$ours"; for t in $subset; do sel="$sel --single $t"; done ;;
+    all) sel="" ;;
+    valgrind) sel="$ours"; args="$args --valgrind" ;;
+    *) echo "run-tests: unknown mode $mode" >&2; exit 2 ;;
+esac
+
+cd "$tree" || exit 2
+# shellcheck disable=SC2086
+./runtest $args $sel ${RUNTEST_ARGS:-} 2>&1 | tee "$log"
+rc=$?
+[ "$rc" -eq 0 ] && rc=$(tail -c 2000 "$log" | grep -q "All tests passed without errors" && echo 0 || echo 1)
+
+passed=$(grep -c '\[ok\]' "$log")
+failed=$(grep -c -E '\[(err|exception)\]' "$log")
+
+utils_rc=0
+if [ "$mode" = "ours+subset" ] || [ "$mode" = "ours" ]; then
+    # The utils' own tests (Python standard library only).
+    if python3 -m unittest discover -s "$proj/utils/tests" -t "$proj/utils" -v > "$log" 2>&1; then :; else utils_rc=1; fi
+    cat "$log"
+    p=$(grep -c -E '\.\.\. ok$' "$log"); f=$(grep -c -E '\.\.\. (FAIL|ERROR)$' "$log")
+    passed=$((passed + p)); failed=$((failed + f))
+fi
+
+if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "$passed passed, $failed failed"
+[ "$rc" -eq 0 ] && [ "$utils_rc" -eq 0 ] && [ "$failed" -eq 0 ]
