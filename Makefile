@@ -27,7 +27,7 @@ PIN_ENV   = DEBIAN_VERSION='$(DEBIAN_VERSION)' DEBIAN_SUITE='$(DEBIAN_SUITE)' \
 SETUP_PKGS = build-essential pkg-config tcl xz-utils patch python3 procps
 
 OURS = $(wildcard src/*.c src/*.h patches/series patches/*.patch \
-         tests/unit/*.tcl tests/unit/*/*.tcl tests/integration/*.tcl tests/helpers/*)
+         tests/unit/*.tcl tests/unit/*/*.tcl tests/integration/*.tcl tests/helpers/* utils/memprof_log.py)
 
 .PHONY: all setup demo test test-ours test-upstream vanilla bench clean distclean \
         patch-queue refresh-patches test-sanitizers test-valgrind
@@ -62,7 +62,7 @@ $(TREE)/.overlay: $(PRISTINE)/.stamp $(OURS) deps/prepare.sh
 # binaries are copied to $(BIN) only when they changed.
 $(BUILD)/.built: $(TREE)/.overlay FORCE
 	@$(MAKE) --no-print-directory -C $(TREE) -j$(JOBS) $(VALKEY_MAKE_ARGS)
-	@mkdir -p $(BIN); for p in $(PROGRAMS); do cmp -s $(TREE)/src/$$p $(BIN)/$$p || cp $(TREE)/src/$$p $(BIN)/$$p; done
+	@mkdir -p $(BIN); for p in $(PROGRAMS); do cmp -s $(TREE)/src/$$p $(BIN)/$$p || { cp $(TREE)/src/$$p $(BIN)/$$p.tmp && mv -f $(BIN)/$$p.tmp $(BIN)/$$p; } || exit 1; done
 	@touch $@
 FORCE:
 
@@ -70,7 +70,7 @@ vanilla: $(BUILD)/vanilla/.built
 $(BUILD)/vanilla/.built: $(PRISTINE)/.stamp
 	sh deps/prepare.sh overlay $(PRISTINE) $(VTREE) /nonexistent
 	$(MAKE) -C $(VTREE) -j$(JOBS) $(VALKEY_MAKE_ARGS)
-	@mkdir -p $(VBIN); for p in $(PROGRAMS); do cmp -s $(VTREE)/src/$$p $(VBIN)/$$p || cp $(VTREE)/src/$$p $(VBIN)/$$p; done
+	@mkdir -p $(VBIN); for p in $(PROGRAMS); do cmp -s $(VTREE)/src/$$p $(VBIN)/$$p || { cp $(VTREE)/src/$$p $(VBIN)/$$p.tmp && mv -f $(VBIN)/$$p.tmp $(VBIN)/$$p; } || exit 1; done
 	@touch $@
 
 demo: all

@@ -47,6 +47,8 @@ overlay() {
     for f in "$proj"/src/*.c "$proj"/src/*.h; do
         [ -f "$f" ] && cp "$f" "$stage/src/"
     done
+    # The log parser, for the tests that run it on real server logs.
+    [ -f "$proj/utils/memprof_log.py" ] && mkdir -p "$stage/utils" && cp "$proj/utils/memprof_log.py" "$stage/utils/"
     for d in unit integration helpers; do
         [ -d "$proj/tests/$d" ] || continue
         (cd "$proj/tests" && find "$d" -type f) | while read -r f; do

@@ -537,6 +537,204 @@ sds memprofInfoString(sds info) {
  * MEMORY DOCTOR: the composition part.
  * --------------------------------------------------------------------- */
 
+/* Share of 'part' in 'whole', in percent. */
+static double memprofPct(unsigned long long part, unsigned long long whole) {
+    return whole ? (double)part * 100 / whole : 0;
+}
+
+static sds memprofCatBytes(sds s, unsigned long long n) {
+    char buf[64];
+    bytesToHuman(buf, sizeof(buf), n);
+    return sdscat(s, buf);
+}
+
+/* Advice on a collection type whose non-compact encoding holds most of the
+ * user data: the settings that decide the compact encoding, with their
+ * current values. */
+static sds memprofEncodingAdvice(sds s, const memprofFigures *f, unsigned long long user) {
+    static const struct {
+        int slot;
+        const char *what;
+    } big[] = {
+        {MP_HASH_HASHTABLE, "hashes"},
+        {MP_SET_HASHTABLE, "sets"},
+        {MP_ZSET_SKIPLIST, "sorted sets"},
+        {MP_LIST_QUICKLIST, "lists"},
+    };
+    for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++) {
+        int slot = big[i].slot;
+        if (!f->keys[slot] || memprofPct(f->bytes[slot], user) < 50) continue;
+        s = sdscatprintf(s, " * %.1f%% of the user data is %s in their %s encoding (%llu keys, ",
+                         memprofPct(f->bytes[slot], user), big[i].what, strchr(memprofSlots[slot].name, '_') + 1,
+                         f->keys[slot]);
+        s = memprofCatBytes(s, f->bytes[slot] / f->keys[slot]);
+        s = sdscat(s, " per key on average). ");
+        switch (slot) {
+        case MP_HASH_HASHTABLE:
+            s = sdscatprintf(s, "Hashes stay compact listpacks up to hash-max-listpack-entries (now %zu) fields "
+                                "of at most hash-max-listpack-value (now %zu) bytes",
+                             server.hash_max_listpack_entries, server.hash_max_listpack_value);
+            break;
+        case MP_SET_HASHTABLE:
+            s = sdscatprintf(s, "Sets stay compact up to set-max-intset-entries (now %zu) integers, or "
+                                "set-max-listpack-entries (now %zu) members of at most set-max-listpack-value "
+                                "(now %zu) bytes",
+                             server.set_max_intset_entries, server.set_max_listpack_entries,
+                             server.set_max_listpack_value);
+            break;
+        case MP_ZSET_SKIPLIST:
+            s = sdscatprintf(s, "Sorted sets stay compact listpacks up to zset-max-listpack-entries (now %zu) "
+                                "members of at most zset-max-listpack-value (now %zu) bytes",
+                             server.zset_max_listpack_entries, server.zset_max_listpack_value);
+            break;
+        case MP_LIST_QUICKLIST:
+            s = sdscatprintf(s, "Lists are sized by list-max-listpack-size (now %d)", server.list_max_listpack_size);
+            if (server.list_compress_depth == 0) s = sdscat(s, "; list-compress-depth is 0, so no node is compressed");
+            break;
+        }
+        s = sdscat(s, ": if most keys are only a little over these limits, raising them saves memory "
+                      "(at some CPU cost on large collections).\n");
+    }
+    return s;
+}
+
+/* Advice on overhead that is large next to the user data. */
+static sds memprofOverheadAdvice(sds s, const memprofFigures *f, unsigned long long user) {
+    const unsigned long long mb = 1024 * 1024;
+    if (f->sys_repl_backlog > mb && memprofPct(f->sys_repl_backlog, user) >= 10) {
+        s = sdscatprintf(s, " * The replication backlog is %.1f%% of the user data; repl-backlog-size is %lld. "
+                            "A smaller backlog is enough if replicas reconnect quickly.\n",
+                         memprofPct(f->sys_repl_backlog, user), server.repl_backlog_size);
+    }
+    if (f->sys_repl_buf > mb && memprofPct(f->sys_repl_buf, user) >= 10) {
+        s = sdscatprintf(s, " * Replicas hold %.1f%% of the user data in replication buffers: a replica is slow "
+                            "or far behind. See INFO replication and client-output-buffer-limit replica.\n",
+                         memprofPct(f->sys_repl_buf, user));
+    }
+    if (f->um_clients > mb && memprofPct(f->um_clients, user) >= 10) {
+        s = sdscatprintf(s, " * Client buffers are %.1f%% of the user data. CLIENT LIST shows the clients "
+                            "with large qbuf or omem; client-output-buffer-limit and maxmemory-clients bound "
+                            "them.\n",
+                         memprofPct(f->um_clients, user));
+    }
+    if (f->sys_aof_buf > mb && memprofPct(f->sys_aof_buf, user) >= 10) {
+        s = sdscatprintf(s, " * The AOF buffer is %.1f%% of the user data: the disk does not keep up with "
+                            "the writes.\n",
+                         memprofPct(f->sys_aof_buf, user));
+    }
+    if (f->kv_expire > mb && memprofPct(f->kv_expire, user) >= 20) {
+        s = sdscatprintf(s, " * The expires tables are %.1f%% of the user data: many small keys carry a TTL. "
+                            "Grouping small values into hashes, or fewer TTLs, reduces this.\n",
+                         memprofPct(f->kv_expire, user));
+    }
+    if (f->um_kvstore > mb && memprofPct(f->um_kvstore, user) >= 25) {
+        s = sdscatprintf(s, " * The keyspace tables are %.1f%% of the user data: the keys are many and small. "
+                            "Grouping small values into hashes reduces the per-key overhead.\n",
+                         memprofPct(f->um_kvstore, user));
+    }
+    return s;
+}
+
 sds memprofDoctorReport(sds report) {
+    report = sdscat(report, "\nMemory composition (BGSAVE STAT_MEMORY):\n");
+    if (mp.status == MEMPROF_STATUS_NONE) {
+        return sdscat(report, " * No profile yet. Run BGSAVE STAT_MEMORY (or set rdb-save-stat-memory yes) to "
+                              "take one: the save child measures every key without slowing the server, and the "
+                              "result appears here, in INFO rdb_stats and in the log.\n");
+    }
+    if (mp.status == MEMPROF_STATUS_ERR) {
+        report = sdscat(report, " * The last profiling save failed or was stopped; ");
+        if (!mp.last_time) return sdscat(report, "there is no earlier profile. Run BGSAVE STAT_MEMORY again.\n");
+        report = sdscat(report, "the figures below are from the one before it.\n");
+    }
+    if (mp.in_progress) report = sdscat(report, " * A profiling save is running now.\n");
+
+    const memprofFigures *f = &mp.last;
+    unsigned long long keys, user, tkeys[MPT_TYPES], tbytes[MPT_TYPES];
+    memprofTotals(f, &keys, &user);
+    memprofTypeTotals(f, tkeys, tbytes);
+    long long age = (long long)(time(NULL) - mp.last_time);
+    report = sdscatprintf(report, " * Profile taken %lld seconds ago (the save took %lld ms): %llu keys, ", age,
+                          mp.last_duration_ms, keys);
+    report = memprofCatBytes(report, user);
+    report = sdscat(report, " of user data.\n");
+
+    /* Types by share of the user data, largest first. */
+    int order[MPT_TYPES];
+    for (int t = 0; t < MPT_TYPES; t++) order[t] = t;
+    for (int i = 1; i < MPT_TYPES; i++) {
+        for (int j = i; j > 0 && tbytes[order[j]] > tbytes[order[j - 1]]; j--) {
+            int tmp = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = tmp;
+        }
+    }
+    report = sdscat(report, " * User data by type:");
+    for (int i = 0; i < MPT_TYPES; i++) {
+        int t = order[i];
+        if (!tkeys[t]) continue;
+        report = sdscatprintf(report, " %s %.1f%% (%llu keys)", memprofTypeNames[t], memprofPct(tbytes[t], user),
+                              tkeys[t]);
+    }
+    report = sdscat(report, "\n");
+
+    /* The breakdown's largest categories. */
+    struct {
+        const char *name;
+        unsigned long long bytes;
+    } cat[] = {
+        {"user data", user},
+        {"expires tables", f->kv_expire},
+        {"keyspace tables", f->um_kvstore},
+        {"client buffers", f->um_clients},
+        {"AOF buffer", f->sys_aof_buf},
+        {"replication buffers", f->sys_repl_buf},
+        {"replication backlog", f->sys_repl_backlog},
+    };
+    int ncat = sizeof(cat) / sizeof(cat[0]);
+    unsigned long long explained = f->kv_hash_meta;
+    for (int i = 0; i < ncat; i++) explained += cat[i].bytes;
+    report = sdscat(report, " * Largest categories:");
+    for (int shown = 0; shown < 3; shown++) {
+        int best = -1;
+        for (int i = 0; i < ncat; i++) {
+            if (cat[i].bytes && (best == -1 || cat[i].bytes > cat[best].bytes)) best = i;
+        }
+        if (best == -1) break;
+        report = sdscatprintf(report, "%s %s ", shown ? "," : "", cat[best].name);
+        report = memprofCatBytes(report, cat[best].bytes);
+        cat[best].bytes = 0;
+    }
+    report = sdscat(report, "\n");
+
+    size_t startup = server.initial_memory_usage;
+    size_t net = mp.last_used_memory > startup ? mp.last_used_memory - startup : 0;
+    report = sdscatprintf(report,
+                          " * The profile explains %.1f%% of used_memory at the fork beyond the startup "
+                          "memory (",
+                          memprofPct(explained, net));
+    report = memprofCatBytes(report, explained);
+    report = sdscat(report, " of ");
+    report = memprofCatBytes(report, net);
+    report = sdscat(report, ").\n");
+
+    sds advice = memprofEncodingAdvice(sdsempty(), f, user);
+    advice = memprofOverheadAdvice(advice, f, user);
+    if (net && memprofPct(explained, net) < 90) {
+        advice = sdscat(advice, " * More than 10% of used_memory is outside the profile: Lua and function "
+                                "caches, module allocations, cluster links or memory freed since the fork. "
+                                "MEMORY STATS shows the first ones.\n");
+    }
+    if (age > 3600) {
+        advice = sdscatprintf(advice, " * The profile is %lld hours old: run BGSAVE STAT_MEMORY for a fresh one.\n",
+                              age / 3600);
+    }
+    if (sdslen(advice)) {
+        report = sdscat(report, "\nComposition advice:\n");
+        report = sdscatsds(report, advice);
+    } else {
+        report = sdscat(report, " * Nothing in the composition calls for attention.\n");
+    }
+    sdsfree(advice);
     return report;
 }

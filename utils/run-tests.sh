@@ -25,8 +25,8 @@ done
 # CONFIG, MEMORY DOCTOR, BGSAVE, childinfo, DUMP/RESTORE, every type's
 # encodings, RDB save/load and replication saves.
 subset="unit/info unit/info-command unit/introspection unit/introspection-2 unit/memefficiency
-        unit/other unit/dump integration/rdb integration/replication integration/convert-ziplist-hash-on-load
-        integration/convert-zipmap-hash-on-load integration/psync2 integration/aof"
+        unit/other unit/dump integration/rdb integration/replication integration/replication-buffer
+        integration/dismiss-mem integration/aof"
 for f in "$tree"/tests/unit/type/*.tcl; do
     rel=${f#"$tree"/tests/}
     subset="$subset ${rel%.tcl}"
