@@ -84,7 +84,7 @@ test: all
 test-upstream: all
 	sh utils/run-tests.sh $(TREE) all 4
 
-test-sanitizers:
+test-sanitizers: $(PRISTINE)/.stamp
 	sh utils/sanitizers.sh
 
 test-valgrind: all

@@ -7,6 +7,9 @@
 # Environment (offline use, no apt):
 #   VALKEY_ORIG_TARBALL=/path/valkey_<ver>.orig.tar.xz
 #   VALKEY_DEBIAN_TARBALL=/path/valkey_<ver>.debian.tar.xz
+#   or VALKEY_SOURCE_DIR=/path/dir holding both files under their Debian names
+#   (for example the folder of an earlier 'apt-get source --download-only').
+# Either way the pinned sha256 sums are checked.
 # Pinned values come from deps/pin.mk, passed in by the Makefile as
 # DEBIAN_VERSION, DEBIAN_SUITE, ORIG_TARBALL, ORIG_SHA256, DEBIAN_TARBALL,
 # DEBIAN_SHA256.
@@ -34,11 +37,15 @@ MSG
     fi
 }
 
+if [ -n "${VALKEY_SOURCE_DIR:-}" ]; then
+    VALKEY_ORIG_TARBALL=${VALKEY_ORIG_TARBALL:-$VALKEY_SOURCE_DIR/$ORIG_TARBALL}
+    VALKEY_DEBIAN_TARBALL=${VALKEY_DEBIAN_TARBALL:-$VALKEY_SOURCE_DIR/$DEBIAN_TARBALL}
+fi
 if [ -n "${VALKEY_ORIG_TARBALL:-}" ] || [ -n "${VALKEY_DEBIAN_TARBALL:-}" ]; then
     [ -f "${VALKEY_ORIG_TARBALL:-}" ] || die "VALKEY_ORIG_TARBALL is not a file: '${VALKEY_ORIG_TARBALL:-}'"
     [ -f "${VALKEY_DEBIAN_TARBALL:-}" ] || die "VALKEY_DEBIAN_TARBALL is not a file: '${VALKEY_DEBIAN_TARBALL:-}'"
-    cp "$VALKEY_ORIG_TARBALL" "$out/$ORIG_TARBALL"
-    cp "$VALKEY_DEBIAN_TARBALL" "$out/$DEBIAN_TARBALL"
+    [ "$VALKEY_ORIG_TARBALL" -ef "$out/$ORIG_TARBALL" ] || cp "$VALKEY_ORIG_TARBALL" "$out/$ORIG_TARBALL"
+    [ "$VALKEY_DEBIAN_TARBALL" -ef "$out/$DEBIAN_TARBALL" ] || cp "$VALKEY_DEBIAN_TARBALL" "$out/$DEBIAN_TARBALL"
 else
     # The mirror URI: the one the machine's apt already uses for Debian's main archive.
     mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |

@@ -42,13 +42,18 @@ case "$mode" in
 esac
 
 cd "$tree" || exit 2
+# The upstream test module our module-type case loads.
+make -s -C tests/modules mallocsize.so > /dev/null 2>&1 || echo "run-tests: could not build tests/modules/mallocsize.so" >&2
 # shellcheck disable=SC2086
 ./runtest $args $sel ${RUNTEST_ARGS:-} 2>&1 | tee "$log"
 rc=$?
 [ "$rc" -eq 0 ] && rc=$(tail -c 2000 "$log" | grep -q "All tests passed without errors" && echo 0 || echo 1)
 
-passed=$(grep -c '\[ok\]' "$log")
-failed=$(grep -c -E '\[(err|exception)\]' "$log")
+# runtest colours its tags: strip the escapes before counting.
+sed 's/\x1b\[[0-9;]*m//g' "$log" > "$log.plain"
+passed=$(grep -c '^\[ok\]' "$log.plain")
+failed=$(grep -c -E '^\[(err|exception)\]' "$log.plain")
+rm -f "$log.plain"
 
 utils_rc=0
 if [ "$mode" = "ours+subset" ] || [ "$mode" = "ours" ]; then

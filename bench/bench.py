@@ -1,0 +1,1146 @@
+#!/usr/bin/env python3
+"""Speed and exactness of BGSAVE STAT_MEMORY, side by side with upstream.
+
+Times plain BGSAVE on the upstream server and on ours, and BGSAVE STAT_MEMORY
+on ours, over three datasets; counts the save child's instructions under
+callgrind; compares the profile with the allocator's accounting per encoding.
+Prints a markdown report and writes it under bench/results/. Standard
+library only. See bench/README.md.
+"""
+
+import argparse
+import contextlib
+import datetime
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+# A TTL long enough never to fire during a run (about 115 days).
+LONG_TTL = 10_000_000
+
+# Targets printed next to the figures.
+TARGET_PROFILED_TIME = 1.03
+TARGET_INSTRUCTIONS = 1.005
+TARGET_ENCODING_ERROR_PCT = 0.5
+TARGET_BREAKDOWN_SHARE_PCT = 99.0
+
+ENCODINGS = ("string_int", "string_embstr", "string_raw", "list_listpack", "list_quicklist",
+             "set_intset", "set_listpack", "set_hashtable", "zset_listpack", "zset_skiplist",
+             "hash_listpack", "hash_hashtable", "stream_stream")
+
+BREAKDOWN_FIELDS = ("mem_kv_user_data", "mem_kv_expiration", "mem_kv_hash_metadata", "mem_um_kvstore",
+                    "mem_um_clients_io", "mem_sys_aof_buffer", "mem_sys_repl_buffer", "mem_sys_repl_backlog")
+
+PARTS = ("a", "b", "c", "instr", "exact")
+
+QUICK = {"strings": 200_000, "mixed_mb": 32, "big_elements": 100_000, "runs": 2,
+         "cg_strings": 20_000, "cg_mixed_mb": 2}
+
+
+# ---------------------------------------------------------------------------
+# Options and machine facts
+# ---------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    """Command line options; --quick replaces the sizes not given explicitly."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--bin", default="build/bin", help="directory with our valkey-server and valkey-cli")
+    p.add_argument("--vanilla-bin", default="build/vanilla/bin", help="directory with the upstream valkey-server")
+    p.add_argument("--strings", type=int, default=10_000_000, help="dataset (a): keys made by DEBUG POPULATE")
+    p.add_argument("--mixed-mb", type=int, default=1024, help="dataset (b): approximate size in MB")
+    p.add_argument("--big-elements", type=int, default=2_000_000,
+                   help="dataset (c): elements in each of the big hash, zset and set")
+    p.add_argument("--runs", type=int, default=5, help="timed runs of each BGSAVE variant per dataset")
+    p.add_argument("--cg-strings", type=int, default=300_000, help="instruction count: strings in the small dataset")
+    p.add_argument("--cg-mixed-mb", type=int, default=8, help="instruction count: size of its mixed part in MB")
+    p.add_argument("--exact-scale", type=float, default=1.0, help="exactness: multiplier of the key counts")
+    p.add_argument("--pause", type=float, default=1.0, help="seconds to wait between timed saves")
+    p.add_argument("--only", default=",".join(PARTS),
+                   help="comma-separated parts to run: a (strings), b (mixed), c (big collections), "
+                        "instr (instruction count), exact (exactness per encoding)")
+    p.add_argument("--quick", action="store_true",
+                   help="small smoke run: " + ", ".join(f"{k.replace('_', '-')}={v}" for k, v in QUICK.items()))
+    p.add_argument("--tmpdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+                   help="where the servers' directories go (tmpfs keeps disk latency out of the timings)")
+    p.add_argument("--out", help="report file; by default bench/results/<date>-<machine>[-quick].md")
+    args = p.parse_args(argv)
+    if args.quick:
+        given = {a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])}
+        for key, value in QUICK.items():
+            if "--" + key.replace("_", "-") not in given:
+                setattr(args, key, value)
+    args.only = [x.strip() for x in args.only.split(",") if x.strip()]
+    unknown = set(args.only) - set(PARTS)
+    if unknown:
+        p.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
+    return args
+
+
+def read_first(path, pattern):
+    """The first group of the first match of pattern in a text file, or ''."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            m = re.search(pattern, f.read(), re.M)
+        return m.group(1).strip() if m else ""
+    except OSError:
+        return ""
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages."""
+    return read_first("/proc/loadavg", r"^(\S+ \S+ \S+)") or "unknown"
+
+
+def server_version(bin_dir):
+    """Version and allocator from valkey-server --version."""
+    with contextlib.suppress(OSError):
+        out = subprocess.run([os.path.join(bin_dir, "valkey-server"), "--version"], capture_output=True,
+                             text=True).stdout
+        fields = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+        return f"v{fields.get('v', '?')} {fields.get('malloc', '')}".strip()
+    return "not found"
+
+
+def machine_facts():
+    """nproc, memory, CPU model, kernel, OS and Python version."""
+    mem_kb = int(read_first("/proc/meminfo", r"^MemTotal:\s+(\d+)") or 0)
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "cpu": read_first("/proc/cpuinfo", r"^model name\s*:\s*(.*)$") or platform.processor() or "unknown",
+        "kernel": platform.release(),
+        "os": read_first("/etc/os-release", r'^PRETTY_NAME="?([^"\n]*)') or platform.system(),
+        "python": platform.python_version(),
+    }
+
+
+def machine_slug(facts):
+    """A short file-name friendly description of the machine."""
+    cpu = re.sub(r"\(.*?\)|processor|cpu|\d+-core", " ", facts["cpu"].lower())
+    cpu = "-".join(re.findall(r"[a-z0-9]+", cpu)[:3]) or "cpu"
+    return f"{facts['nproc']}cpu-{round(facts['memory_gb'])}gb-{cpu}"
+
+
+# ---------------------------------------------------------------------------
+# A minimal RESP2 client
+# ---------------------------------------------------------------------------
+
+class RespError(Exception):
+    """An error reply from the server."""
+
+
+class Client:
+    """One connection to a server on 127.0.0.1."""
+
+    def __init__(self, port, timeout=3600):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.reader = self.sock.makefile("rb")
+
+    def close(self):
+        """Close the connection."""
+        self.reader.close()
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def call(self, *args):
+        """Send one command and return its reply; error replies raise RespError."""
+        self.sock.sendall(encode_command(args).encode())
+        reply = self._read()
+        if isinstance(reply, RespError):
+            raise reply
+        return reply
+
+    def _read(self):
+        """Parse one reply."""
+        line = self.reader.readline()
+        if not line:
+            raise ConnectionError("connection closed by the server")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            return RespError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.reader.read(n + 2)[:-2].decode(errors="replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise ConnectionError(f"unexpected reply {line!r}")
+
+    def info(self, section):
+        """One INFO section as a dict of strings."""
+        fields = {}
+        for line in self.call("INFO", section).splitlines():
+            if ":" in line and not line.startswith("#"):
+                key, value = line.split(":", 1)
+                fields[key] = value
+        return fields
+
+
+def encode_command(args):
+    """RESP encoding of one command; arguments are str or int (ASCII)."""
+    parts = [f"*{len(args)}\r\n"]
+    for a in args:
+        a = str(a)
+        parts.append(f"${len(a)}\r\n{a}\r\n")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------
+
+def free_port():
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+LOG_LINE = re.compile(r"^(\d+):([A-Z]) (\d+ \w+ \d+ \d+:\d+:\d+\.\d+) . (.*)$")
+
+
+def log_time(stamp):
+    """A server log timestamp ('22 Nov 2026 02:40:54.253') as seconds."""
+    return datetime.datetime.strptime(stamp, "%d %b %Y %H:%M:%S.%f").timestamp()
+
+
+class Server:
+    """One valkey-server in its own directory, loopback only, no persistence
+    of its own. Optionally starts from a copy of an RDB file, optionally under
+    a wrapper command (valgrind)."""
+
+    def __init__(self, bin_dir, root, name, rdb=None, extra=(), wrapper=()):
+        self.binary = os.path.join(bin_dir, "valkey-server")
+        self.dir = os.path.join(root, name)
+        self.name = name
+        self.port = free_port()
+        self.proc = None
+        os.makedirs(self.dir)
+        if rdb:
+            shutil.copyfile(rdb, self.rdb_path)
+        self.cmdline = [*wrapper, self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                        "--dir", self.dir, "--logfile", "server.log", "--dbfilename", "dump.rdb",
+                        "--save", "", "--appendonly", "no", "--latency-tracking", "no",
+                        "--enable-debug-command", "yes", "--daemonize", "no", *extra]
+
+    @property
+    def rdb_path(self):
+        """The server's RDB file."""
+        return os.path.join(self.dir, "dump.rdb")
+
+    @property
+    def log_path(self):
+        """The server's log file."""
+        return os.path.join(self.dir, "server.log")
+
+    def start(self):
+        """Start the process; wait_ready() waits until it serves."""
+        with open(os.path.join(self.dir, "stdout.txt"), "wb") as out:
+            self.proc = subprocess.Popen(self.cmdline, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, timeout=1800):
+        """Wait until PING answers PONG (the RDB is loaded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name}: server exited with {self.proc.returncode}\n{self.log_tail()}")
+            try:
+                with Client(self.port, timeout=10) as c:
+                    if c.call("PING") == "PONG":
+                        return
+            except (OSError, RespError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name}: not ready after {timeout}s\n{self.log_tail()}")
+
+    def stop(self, timeout=300):
+        """SHUTDOWN NOSAVE, then kill if the process does not exit in time."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(OSError, RespError):
+            with Client(self.port, timeout=10) as c:
+                c.call("SHUTDOWN", "NOSAVE")
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def client(self):
+        """A new connection."""
+        return Client(self.port)
+
+    def log_size(self):
+        """Current size of the log, to read what follows later."""
+        return os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+
+    def log_lines(self, offset=0):
+        """Parsed log lines from a byte offset: (pid, role, seconds, message)."""
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+        lines = []
+        for raw in text.splitlines():
+            m = LOG_LINE.match(raw)
+            if m:
+                lines.append((int(m.group(1)), m.group(2), log_time(m.group(3)), m.group(4)))
+        return lines
+
+    def log_tail(self, n=15):
+        """The last lines of the log and of stdout, for error messages."""
+        tail = []
+        for path in (self.log_path, os.path.join(self.dir, "stdout.txt")):
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    tail += f.read().splitlines()[-n:]
+        return "\n".join(tail)
+
+
+@contextlib.contextmanager
+def running(*servers, timeout=1800):
+    """Start servers together, wait until all serve, stop them all on exit."""
+    try:
+        for s in servers:
+            s.start()
+        for s in servers:
+            s.wait_ready(timeout)
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+# ---------------------------------------------------------------------------
+# Loading data: RESP protocol files fed with valkey-cli --pipe
+# ---------------------------------------------------------------------------
+
+class ProtocolFile:
+    """Buffered writer of commands in RESP form, for valkey-cli --pipe."""
+
+    def __init__(self, path):
+        self.path = path
+        self.file = open(path, "w", encoding="ascii", newline="", buffering=1 << 20)
+
+    def cmd(self, *args):
+        """Append one command."""
+        self.file.write(encode_command(args))
+
+    def expire_some(self, key, i):
+        """Give every fourth key a (long) TTL."""
+        if i % 4 == 0:
+            self.file.write(encode_command(("EXPIRE", key, LONG_TTL)))
+
+    def close(self):
+        """Flush and close."""
+        self.file.close()
+
+
+def pipe_load(server, cli, path):
+    """Feed a protocol file to the server with valkey-cli --pipe on its own
+    connection, then delete the file."""
+    with open(path, "rb") as f:
+        res = subprocess.run([cli, "-h", "127.0.0.1", "-p", str(server.port), "--pipe"], stdin=f,
+                             capture_output=True, text=True)
+    os.unlink(path)
+    if res.returncode != 0 or "errors: 0," not in res.stdout:
+        raise RuntimeError(f"valkey-cli --pipe failed:\n{res.stdout}\n{res.stderr}")
+
+
+def load_commands(server, cli, tmp, writer_fn):
+    """Write commands with writer_fn(ProtocolFile) into a temp file and pipe them in."""
+    path = os.path.join(tmp, "load.resp")
+    w = ProtocolFile(path)
+    try:
+        writer_fn(w)
+    finally:
+        w.close()
+    pipe_load(server, cli, path)
+
+
+# Text to cut values from: hex digits, compressible about as much as real data.
+PAYLOAD = os.urandom(32768).hex()
+
+
+def payload(i, length):
+    """A pseudo-random ASCII string of the given length, chosen by i."""
+    start = (i * 7919) % (len(PAYLOAD) - length)
+    return PAYLOAD[start:start + length]
+
+
+# Dataset (b): one generator per encoding. Each writes n keys (n scaled from
+# the base count for 1 GB); element counts per key are fixed so that every
+# key has the intended encoding with the default configuration (plus
+# list-compress-depth 1, which every server here runs with).
+
+def mixed_string_int(w, n):
+    """SET with integer values (OBJ_ENCODING_INT)."""
+    for i in range(n):
+        w.cmd("SET", f"int:{i}", 1_000_000 + i * 7)
+        w.expire_some(f"int:{i}", i)
+
+
+def mixed_string_raw(w, n):
+    """SET with 100..700 byte values (RAW)."""
+    for i in range(n):
+        w.cmd("SET", f"raw:{i}", payload(i, 100 + (i * 37) % 600))
+        w.expire_some(f"raw:{i}", i)
+
+
+def mixed_list_listpack(w, n):
+    """Lists of 20 short elements (LISTPACK)."""
+    for i in range(n):
+        w.cmd("RPUSH", f"ll:{i}", *(f"e{j}:{i % 1000}" for j in range(20)))
+        w.expire_some(f"ll:{i}", i)
+
+
+def mixed_list_quicklist(w, n):
+    """Lists of 5000 elements (QUICKLIST, inner nodes LZF-compressed) plus one
+    9000-byte element, in a node of its own."""
+    for i in range(n):
+        key = f"lq:{i}"
+        for start in range(0, 5000, 500):
+            w.cmd("RPUSH", key, *(f"item:{j}:{payload(j, 24)}" for j in range(start, start + 500)))
+        w.cmd("RPUSH", key, payload(i, 9000))
+        w.expire_some(key, i)
+
+
+def mixed_set_intset(w, n):
+    """Sets of 30 integers (INTSET)."""
+    for i in range(n):
+        w.cmd("SADD", f"si:{i}", *(i * 100 + j * 3 for j in range(30)))
+        w.expire_some(f"si:{i}", i)
+
+
+def mixed_set_listpack(w, n):
+    """Sets of 20 short strings (LISTPACK)."""
+    for i in range(n):
+        w.cmd("SADD", f"sl:{i}", *(f"m{j}:{i}" for j in range(20)))
+        w.expire_some(f"sl:{i}", i)
+
+
+def mixed_set_hashtable(w, n):
+    """Sets of 1000 strings (HASHTABLE)."""
+    for i in range(n):
+        w.cmd("SADD", f"sh:{i}", *(f"member:{i}:{j}" for j in range(1000)))
+        w.expire_some(f"sh:{i}", i)
+
+
+def mixed_zset_listpack(w, n):
+    """Sorted sets of 20 members (LISTPACK)."""
+    for i in range(n):
+        args = []
+        for j in range(20):
+            args += (j * 1.5, f"z{j}:{i}")
+        w.cmd("ZADD", f"zl:{i}", *args)
+        w.expire_some(f"zl:{i}", i)
+
+
+def mixed_zset_skiplist(w, n):
+    """Sorted sets of 1000 members (SKIPLIST)."""
+    for i in range(n):
+        args = []
+        for j in range(1000):
+            args += (j * 0.25, f"zmember:{i}:{j}")
+        w.cmd("ZADD", f"zs:{i}", *args)
+        w.expire_some(f"zs:{i}", i)
+
+
+def mixed_hash_listpack(w, n):
+    """Hashes of 10 fields (LISTPACK)."""
+    for i in range(n):
+        args = []
+        for j in range(10):
+            args += (f"field{j}", payload(i + j, 12))
+        w.cmd("HSET", f"hl:{i}", *args)
+        w.expire_some(f"hl:{i}", i)
+
+
+def mixed_hash_hashtable(w, n):
+    """Hashes of 1000 fields, values of 8..60 bytes (HASHTABLE)."""
+    for i in range(n):
+        args = []
+        for j in range(1000):
+            args += (f"field:{j}", payload(i * 1000 + j, 8 + j % 53))
+        w.cmd("HSET", f"hh:{i}", *args)
+        w.expire_some(f"hh:{i}", i)
+
+
+def mixed_stream(w, n):
+    """Streams of 500 entries with two consumer groups, three consumers and
+    pending entries."""
+    for i in range(n):
+        key = f"st:{i}"
+        for j in range(500):
+            w.cmd("XADD", key, "*", "sensor", j % 17, "reading", payload(j, 16))
+        w.cmd("XGROUP", "CREATE", key, "g1", "0")
+        w.cmd("XGROUP", "CREATE", key, "g2", "0")
+        w.cmd("XREADGROUP", "GROUP", "g1", "c1", "COUNT", 100, "STREAMS", key, ">")
+        w.cmd("XREADGROUP", "GROUP", "g1", "c2", "COUNT", 50, "STREAMS", key, ">")
+        w.cmd("XREADGROUP", "GROUP", "g2", "c3", "COUNT", 20, "STREAMS", key, ">")
+        w.expire_some(key, i)
+
+
+# (encoding, keys for 1 GB, generator or None for DEBUG POPULATE).
+MIXED_RECIPE = (
+    ("string_int", 1_700_000, mixed_string_int),
+    ("string_embstr", 2_800_000, None),
+    ("string_raw", 280_000, mixed_string_raw),
+    ("list_listpack", 170_000, mixed_list_listpack),
+    ("list_quicklist", 560, mixed_list_quicklist),
+    ("set_intset", 170_000, mixed_set_intset),
+    ("set_listpack", 170_000, mixed_set_listpack),
+    ("set_hashtable", 1100, mixed_set_hashtable),
+    ("zset_listpack", 170_000, mixed_zset_listpack),
+    ("zset_skiplist", 1100, mixed_zset_skiplist),
+    ("hash_listpack", 170_000, mixed_hash_listpack),
+    ("hash_hashtable", 1100, mixed_hash_hashtable),
+    ("stream_stream", 1100, mixed_stream),
+)
+
+# Every server runs with these, so that quicklists hold compressed nodes.
+COMMON_CONFIG = ("--list-compress-depth", "1")
+
+
+def load_strings(server, n):
+    """Dataset (a): n small strings."""
+    with server.client() as c:
+        c.call("DEBUG", "POPULATE", n, "key", 16)
+
+
+def load_mixed(server, cli, tmp, mb):
+    """Dataset (b): all 13 encodings, about mb MB, a TTL on a quarter of the keys."""
+    scale = mb / 1024
+    counts = {enc: max(1, round(base * scale)) for enc, base, _ in MIXED_RECIPE}
+
+    def write(w):
+        for enc, _, gen in MIXED_RECIPE:
+            if gen:
+                gen(w, counts[enc])
+        for i in range(0, counts["string_embstr"], 4):
+            w.cmd("EXPIRE", f"emb:{i}", LONG_TTL)
+
+    with server.client() as c:
+        c.call("DEBUG", "POPULATE", counts["string_embstr"], "emb", 24)
+    load_commands(server, cli, tmp, write)
+
+
+def load_big(server, cli, tmp, n):
+    """Dataset (c): one hash, one zset and one set of n elements each."""
+    chunk = 1000
+
+    def write(w):
+        for start in range(0, n, chunk):
+            r = range(start, min(n, start + chunk))
+            w.cmd("HSET", "big:hash", *(x for i in r for x in (f"field:{i}", payload(i, 16))))
+            w.cmd("ZADD", "big:zset", *(x for i in r for x in (i * 0.5, f"member:{i}")))
+            w.cmd("SADD", "big:set", *(f"member:{i}" for i in r))
+
+    load_commands(server, cli, tmp, write)
+
+
+# ---------------------------------------------------------------------------
+# Saves
+# ---------------------------------------------------------------------------
+
+def save_running(client, profiled):
+    """Whether the save child (and, when profiling, its profile) is still pending."""
+    if client.info("persistence")["rdb_bgsave_in_progress"] != "0":
+        return True
+    return profiled and client.info("rdb_stats")["rdb_stats_in_progress"] != "0"
+
+
+def wait_save_done(client, profiled, timeout=3600):
+    """Poll INFO until the save child is reaped; fail unless it succeeded."""
+    deadline = time.monotonic() + timeout
+    while save_running(client, profiled):
+        if time.monotonic() > deadline:
+            raise RuntimeError("background save did not finish in time")
+        time.sleep(0.05)
+    if client.info("persistence")["rdb_last_bgsave_status"] != "ok":
+        raise RuntimeError("background save failed")
+    if profiled and client.info("rdb_stats")["rdb_stats_status"] != "ok":
+        raise RuntimeError("memory profile not published")
+
+
+def bgsave(server, client, profiled, timeout=3600):
+    """Run BGSAVE (STAT_MEMORY when profiled) on an open connection to
+    completion; return the child's pid and the log lines written meanwhile."""
+    offset = server.log_size()
+    reply = client.call(*(("BGSAVE", "STAT_MEMORY") if profiled else ("BGSAVE",)))
+    if "started" not in reply:
+        raise RuntimeError(f"{server.name}: unexpected BGSAVE reply {reply!r}")
+    wait_save_done(client, profiled, timeout)
+    lines = server.log_lines(offset)
+    for _, _, _, msg in lines:
+        m = re.match(r"Background saving started by pid (\d+)", msg)
+        if m:
+            return int(m.group(1)), lines
+    raise RuntimeError(f"{server.name}: no 'Background saving started' line in the log")
+
+
+def timed_bgsave(server, client, profiled):
+    """Milliseconds from the parent's 'Background saving started by pid P'
+    to child P's last line ('Fork CoW for RDB'), both from the server log."""
+    pid, lines = bgsave(server, client, profiled)
+    start = next(t for _, _, t, msg in lines if msg == f"Background saving started by pid {pid}")
+    end = next(t for p, _, t, msg in lines if p == pid and msg.startswith("Fork CoW for RDB"))
+    os.unlink(server.rdb_path)
+    return (end - start) * 1000
+
+
+# ---------------------------------------------------------------------------
+# Part 1: timings per dataset
+# ---------------------------------------------------------------------------
+
+VARIANTS = (("vanilla", "plain BGSAVE", False), ("fork", "plain BGSAVE", False),
+            ("fork", "BGSAVE STAT_MEMORY", True))
+
+
+def prepare_rdb(args, root, name, loader_fn):
+    """Load a dataset into a fresh server of ours, SAVE it and stop; return
+    the loader (its directory holds the RDB) and the load time."""
+    loader = Server(args.bin, root, f"{name}-loader", extra=COMMON_CONFIG)
+    t0 = time.monotonic()
+    with running(loader):
+        loader_fn(loader)
+        with loader.client() as c:
+            c.call("SAVE")
+    return loader, time.monotonic() - t0
+
+
+def dataset_facts(c, rdb_bytes, load_seconds):
+    """Keys, keys with a TTL, used_memory and RDB size of a loaded server."""
+    keyspace = c.info("keyspace")
+    memory = c.info("memory")
+    keys = expires = 0
+    for value in keyspace.values():
+        fields = dict(kv.split("=") for kv in value.split(","))
+        keys += int(fields["keys"])
+        expires += int(fields["expires"])
+    return {"keys": keys, "expires": expires, "used_memory": int(memory["used_memory"]),
+            "rdb_bytes": rdb_bytes, "load_s": load_seconds}
+
+
+def breakdown_share(c):
+    """How much of (used_memory at fork - used_memory_startup) the last
+    profile's breakdown explains."""
+    stats = c.info("rdb_stats")
+    startup = int(c.info("memory")["used_memory_startup"])
+    explained = sum(int(stats[f]) for f in BREAKDOWN_FIELDS)
+    base = int(stats["rdb_stats_used_memory"]) - startup
+    return {"explained": explained, "base": base, "share_pct": 100.0 * explained / base,
+            "fields": {f: int(stats[f]) for f in BREAKDOWN_FIELDS},
+            "encodings": {e: (int(stats[f"rdb_stats_{e}_keys"]), int(stats[f"rdb_stats_{e}_bytes"]))
+                          for e in ENCODINGS}}
+
+
+def time_memkeys(args, server):
+    """Seconds one valkey-cli --memkeys takes over the whole keyspace."""
+    cli = os.path.join(args.bin, "valkey-cli")
+    t0 = time.monotonic()
+    subprocess.run([cli, "-h", "127.0.0.1", "-p", str(server.port), "--memkeys"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.monotonic() - t0
+
+
+def bench_dataset(args, root, name, title, loader_fn):
+    """Time the three BGSAVE variants round-robin on identical data, then
+    --memkeys once; return facts, timings and the breakdown share."""
+    log(f"[{name}] loading {title}")
+    loader, load_s = prepare_rdb(args, root, name, loader_fn)
+    fork = Server(args.bin, root, f"{name}-fork", rdb=loader.rdb_path, extra=COMMON_CONFIG)
+    vanilla = Server(args.vanilla_bin, root, f"{name}-vanilla", rdb=loader.rdb_path, extra=COMMON_CONFIG)
+    rdb_bytes = os.path.getsize(loader.rdb_path)
+    shutil.rmtree(loader.dir)
+    times = {v: [] for v in VARIANTS}
+    with running(fork, vanilla), fork.client() as fc, vanilla.client() as vc:
+        facts = dataset_facts(fc, rdb_bytes, load_s)
+        log(f"[{name}] {facts['keys']:,} keys, used_memory {mb(facts['used_memory'])}, "
+            f"RDB {mb(rdb_bytes)}; timing {args.runs} runs of each variant")
+        conns = {"fork": (fork, fc), "vanilla": (vanilla, vc)}
+        # The first save after a load runs slower: it is left out.
+        for server, client in conns.values():
+            bgsave(server, client, False)
+            os.unlink(server.rdb_path)
+        for run in range(args.runs):
+            for variant in VARIANTS:
+                time.sleep(args.pause)
+                ms = timed_bgsave(*conns[variant[0]], variant[2])
+                times[variant].append(ms)
+                log(f"[{name}] run {run + 1}: {variant[0]} {variant[1]}: {ms:,.0f} ms")
+        share = breakdown_share(fc)
+        log(f"[{name}] valkey-cli --memkeys")
+        memkeys_s = time_memkeys(args, fork)
+    shutil.rmtree(fork.dir)
+    shutil.rmtree(vanilla.dir)
+    return {"name": name, "title": title, "facts": facts, "times": times, "share": share, "memkeys_s": memkeys_s}
+
+
+# ---------------------------------------------------------------------------
+# Part 2: instructions of the save child under callgrind
+# ---------------------------------------------------------------------------
+
+def callgrind_total(path):
+    """The 'totals:' (or 'summary:') figure of a callgrind output file."""
+    with open(path, errors="replace") as f:
+        text = f.read()
+    m = re.search(r"^(?:totals|summary):\s*(\d+)", text, re.M)
+    if not m:
+        raise RuntimeError(f"no totals in {os.path.basename(path)}")
+    return int(m.group(1))
+
+
+def child_instructions(server, client, profiled):
+    """Instructions the save child executed, from its callgrind file."""
+    pid, _ = bgsave(server, client, profiled, timeout=7200)
+    os.unlink(server.rdb_path)
+    path = os.path.join(server.dir, f"callgrind.out.{pid}")
+    for _ in range(600):
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            return callgrind_total(path)
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.name}: no callgrind output for child {pid}")
+
+
+def callgrind_wrapper(out_dir):
+    """valgrind command line: callgrind following children, collecting only
+    inside rdbSaveBackground (so a child's counts start at the fork)."""
+    valgrind = shutil.which("valgrind")
+    if not valgrind:
+        raise RuntimeError("valgrind not found (apt-get install valgrind)")
+    return (valgrind, "--tool=callgrind", "--trace-children=yes", "--toggle-collect=rdbSaveBackground",
+            f"--callgrind-out-file={os.path.join(out_dir, 'callgrind.out.%p')}")
+
+
+def bench_instructions(args, root):
+    """Count the save child's instructions on a small dataset: plain BGSAVE on
+    both servers, then BGSAVE STAT_MEMORY on ours."""
+    cli = os.path.join(args.bin, "valkey-cli")
+    tmp = os.path.join(root, "instr-tmp")
+    os.makedirs(tmp)
+
+    def load(server):
+        load_strings(server, args.cg_strings)
+        load_mixed(server, cli, tmp, args.cg_mixed_mb)
+
+    log(f"[instr] loading {args.cg_strings:,} strings + {args.cg_mixed_mb} MB mixed")
+    loader, load_s = prepare_rdb(args, root, "instr", load)
+    servers = {}
+    for kind, bin_dir in (("fork", args.bin), ("vanilla", args.vanilla_bin)):
+        name = f"instr-{kind}"
+        servers[kind] = Server(bin_dir, root, name, rdb=loader.rdb_path, extra=COMMON_CONFIG,
+                               wrapper=callgrind_wrapper(os.path.join(root, name)))
+    rdb_bytes = os.path.getsize(loader.rdb_path)
+    shutil.rmtree(loader.dir)
+    fork, vanilla = servers["fork"], servers["vanilla"]
+    result = {}
+    with running(fork, vanilla, timeout=7200), fork.client() as fc, vanilla.client() as vc:
+        result["facts"] = dataset_facts(fc, rdb_bytes, load_s)
+        log("[instr] plain BGSAVE under callgrind")
+        result["vanilla"] = child_instructions(vanilla, vc, False)
+        result["fork"] = child_instructions(fork, fc, False)
+        log("[instr] BGSAVE STAT_MEMORY under callgrind")
+        result["profiled"] = child_instructions(fork, fc, True)
+    shutil.rmtree(fork.dir)
+    shutil.rmtree(vanilla.dir)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Part 3: exactness per encoding
+# ---------------------------------------------------------------------------
+
+def exact_cases(scale):
+    """(encoding, OBJECT ENCODING, config, writer) per encoding; each makes a
+    few MB of keys of that encoding only."""
+    def n(x):
+        return max(1, round(x * scale))
+
+    def strings_int(w):
+        for i in range(n(60_000)):
+            w.cmd("SET", f"k:{i}", 1_000_000 + i)
+
+    def strings_embstr(w):
+        for i in range(n(40_000)):
+            w.cmd("SET", f"k:{i}", f"value-{i}-{payload(i, 8)}")
+
+    def strings_raw(w):
+        for i in range(n(10_000)):
+            w.cmd("SET", f"k:{i}", payload(i, 60 + i % 300))
+
+    def lists_listpack(w):
+        for i in range(n(15_000)):
+            w.cmd("RPUSH", f"k:{i}", "a", "b", "c", i * 7, f"element-{i}", *range(i % 8))
+
+    def lists_quicklist(w):
+        for i in range(n(100)):
+            w.cmd("RPUSH", f"k:{i}", *(f"compressible-{'a' * 40}-{j}" for j in range(500)))
+            w.cmd("RPUSH", f"k:{i}", "b" * 10_000)
+
+    def sets_intset(w):
+        for i in range(n(15_000)):
+            w.cmd("SADD", f"k:{i}", 1, 2, 3, i * 1000, 70_000, *range(100, 100 + i % 20))
+
+    def sets_listpack(w):
+        for i in range(n(15_000)):
+            w.cmd("SADD", f"k:{i}", "a", "b", "c", f"m-{i}", *(f"x{j}" for j in range(i % 10)))
+
+    def sets_hashtable(w):
+        for i in range(n(100)):
+            w.cmd("SADD", f"k:{i}", *(f"member-{i}-{j}-{'m' * (j % 50)}" for j in range(500)))
+
+    def zsets_listpack(w):
+        for i in range(n(15_000)):
+            w.cmd("ZADD", f"k:{i}", 1, "a", 2, "b", 3.5, f"z-{i}", *(x for j in range(i % 6) for x in (j, f"y{j}")))
+
+    def zsets_skiplist(w):
+        for i in range(n(100)):
+            w.cmd("ZADD", f"k:{i}", *(x for j in range(500) for x in (j * 1.5, f"zm-{i}-{j}")))
+
+    def hashes_listpack(w):
+        for i in range(n(15_000)):
+            w.cmd("HSET", f"k:{i}", "f1", "v1", "f2", i * 3, f"field-{i}", f"value-{i}")
+
+    def hashes_hashtable(w):
+        for i in range(n(100)):
+            # Short values are embedded in the entry, long ones are not.
+            w.cmd("HSET", f"k:{i}", *(x for j in range(500) for x in (f"f-{j}", "v" * (200 if j % 3 == 0 else 10))))
+
+    def streams(w):
+        for i in range(n(200)):
+            key = f"k:{i}"
+            for j in range(200):
+                w.cmd("XADD", key, "*", "field", j, "other", f"payload-{j}")
+            w.cmd("XGROUP", "CREATE", key, "g1", "0")
+            w.cmd("XGROUP", "CREATE", key, "g2", "0")
+            w.cmd("XREADGROUP", "GROUP", "g1", "alice", "COUNT", 50, "STREAMS", key, ">")
+            w.cmd("XREADGROUP", "GROUP", "g1", "bob", "COUNT", 20, "STREAMS", key, ">")
+            w.cmd("XREADGROUP", "GROUP", "g2", "carol", "COUNT", 10, "STREAMS", key, ">")
+
+    quicklist_config = (("list-max-listpack-size", "16"), ("list-compress-depth", "1"))
+    return (
+        ("string_int", "int", (), strings_int),
+        ("string_embstr", "embstr", (), strings_embstr),
+        ("string_raw", "raw", (), strings_raw),
+        ("list_listpack", "listpack", (), lists_listpack),
+        ("list_quicklist", "quicklist", quicklist_config, lists_quicklist),
+        ("set_intset", "intset", (), sets_intset),
+        ("set_listpack", "listpack", (), sets_listpack),
+        ("set_hashtable", "hashtable", (), sets_hashtable),
+        ("zset_listpack", "listpack", (), zsets_listpack),
+        ("zset_skiplist", "skiplist", (), zsets_skiplist),
+        ("hash_listpack", "listpack", (), hashes_listpack),
+        ("hash_hashtable", "hashtable", (), hashes_hashtable),
+        ("stream_stream", "stream", (), streams),
+    )
+
+
+def allocator_view(c):
+    """used_memory and the keyspace bucket tables (MEMORY STATS overhead.db.hashtable.lut)."""
+    stats = c.call("MEMORY", "STATS")
+    lut = int(stats[stats.index("overhead.db.hashtable.lut") + 1])
+    return int(c.info("memory")["used_memory"]), lut
+
+
+def wait_single_client(c, timeout=30):
+    """Wait until the loading connection is gone and only c is connected."""
+    deadline = time.monotonic() + timeout
+    while c.info("clients")["connected_clients"] != "1":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the loading connection did not go away")
+        time.sleep(0.01)
+
+
+def bench_exactness(args, root):
+    """Per encoding: profile bytes vs (used_memory delta - bucket table delta)
+    across FLUSHALL SYNC, on a fresh server of ours."""
+    cli = os.path.join(args.bin, "valkey-cli")
+    tmp = os.path.join(root, "exact-tmp")
+    os.makedirs(tmp)
+    server = Server(args.bin, root, "exact", extra=(
+        "--commandlog-execution-slower-than", "-1", "--commandlog-request-larger-than", "-1",
+        "--commandlog-reply-larger-than", "-1"))
+    rows = []
+    with running(server), server.client() as c:
+        for enc, obj_enc, config, writer in exact_cases(args.exact_scale):
+            c.call("FLUSHALL", "SYNC")
+            for key, value in (("list-max-listpack-size", "-2"), ("list-compress-depth", "0"), *config):
+                c.call("CONFIG", "SET", key, value)
+            load_commands(server, cli, tmp, writer)
+            wait_single_client(c)
+            actual = c.call("OBJECT", "ENCODING", "k:0")
+            if actual != obj_enc:
+                raise RuntimeError(f"{enc}: k:0 has encoding {actual}, expected {obj_enc}")
+            bgsave(server, c, True)
+            used1, lut1 = allocator_view(c)
+            stats = c.info("rdb_stats")
+            c.call("FLUSHALL", "SYNC")
+            used0, lut0 = allocator_view(c)
+            truth = (used1 - used0) - (lut1 - lut0)
+            profile = int(stats[f"rdb_stats_{enc}_bytes"])
+            rows.append({"encoding": enc, "keys": int(stats[f"rdb_stats_{enc}_keys"]), "profile": profile,
+                         "truth": truth, "error_pct": 100.0 * abs(profile - truth) / truth})
+            log(f"[exact] {enc}: profile {profile} allocator {truth} error {rows[-1]['error_pct']:.4f}%")
+    shutil.rmtree(server.dir)
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+def log(msg):
+    """Progress on stderr, so that stdout is the report."""
+    print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+
+def mb(n):
+    """Bytes as MB with one decimal."""
+    return f"{n / 1e6:,.1f} MB"
+
+
+def verdict(ok):
+    """PASS or MISS."""
+    return "PASS" if ok else "MISS"
+
+
+def table(headers, rows):
+    """A markdown table."""
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def time_ratios(d):
+    """fork/vanilla (plain) and profiled/plain (fork), from medians."""
+    med = [statistics.median(d["times"][v]) for v in VARIANTS]
+    return med[1] / med[0], med[2] / med[1]
+
+
+def render_summary(results):
+    """One row per target, with the worst figure where there are several."""
+    rows = []
+    datasets = results.get("datasets")
+    if datasets:
+        worst = max(datasets, key=lambda d: time_ratios(d)[1])
+        r = time_ratios(worst)[1]
+        rows.append([f"profiled/plain BGSAVE time (worst: dataset {worst['name']})", f"{r:.3f}",
+                     f"≤ {TARGET_PROFILED_TIME}", verdict(r <= TARGET_PROFILED_TIME)])
+    if results.get("instr"):
+        r = results["instr"]["fork"] / results["instr"]["vanilla"]
+        rows.append(["fork/vanilla plain BGSAVE child instructions", f"{r:.5f}", f"≤ {TARGET_INSTRUCTIONS}",
+                     verdict(r <= TARGET_INSTRUCTIONS)])
+    if results.get("exact"):
+        worst = max(results["exact"], key=lambda r: r["error_pct"])
+        rows.append([f"per-encoding error (worst: {worst['encoding']})", f"{worst['error_pct']:.4f}%",
+                     f"≤ {TARGET_ENCODING_ERROR_PCT}%", verdict(worst["error_pct"] <= TARGET_ENCODING_ERROR_PCT)])
+    for d in datasets or ():
+        if d["name"] == "b":
+            share = d["share"]["share_pct"]
+            rows.append(["memory breakdown explains (dataset b)", f"{share:.2f}%", f"≥ {TARGET_BREAKDOWN_SHARE_PCT}%",
+                         verdict(share >= TARGET_BREAKDOWN_SHARE_PCT)])
+    return ["## Targets", "", table(["figure", "value", "target", "result"], rows), ""] if rows else []
+
+
+def render_timings(datasets, runs):
+    """Dataset, BGSAVE time, ratio and --memkeys tables."""
+    out = ["## Datasets", "",
+           table(["dataset", "what", "keys", "keys with TTL", "used_memory", "RDB file", "load + SAVE"],
+                 [[d["name"], d["title"], f"{d['facts']['keys']:,}", f"{d['facts']['expires']:,}",
+                   mb(d["facts"]["used_memory"]), mb(d["facts"]["rdb_bytes"]), f"{d['facts']['load_s']:.0f} s"]
+                  for d in datasets]), "",
+           f"## BGSAVE time (ms, {runs} runs each, round-robin)", ""]
+    rows = []
+    for d in datasets:
+        for v in VARIANTS:
+            t = d["times"][v]
+            rows.append([d["name"], v[0], v[1], f"{statistics.median(t):,.0f}", f"{min(t):,.0f}", f"{max(t):,.0f}"])
+    out += [table(["dataset", "server", "command", "median", "min", "max"], rows), "",
+            "## Ratios (from medians)", ""]
+    rows = []
+    for d in datasets:
+        fork_vs_vanilla, profiled_vs_plain = time_ratios(d)
+        rows.append([d["name"], f"{fork_vs_vanilla:.3f}", f"{profiled_vs_plain:.3f}",
+                     f"≤ {TARGET_PROFILED_TIME}", verdict(profiled_vs_plain <= TARGET_PROFILED_TIME)])
+    out += [table(["dataset", "fork/vanilla (plain)", "profiled/plain (fork)", "target (profiled/plain)", "result"],
+                  rows), "", "## valkey-cli --memkeys (once, on our server)", ""]
+    rows = [[d["name"], f"{d['memkeys_s']:.2f}", f"{statistics.median(d['times'][VARIANTS[2]]) / 1000:.2f}",
+             f"{d['memkeys_s'] * 1000 / statistics.median(d['times'][VARIANTS[2]]):.2f}×"] for d in datasets]
+    out += [table(["dataset", "--memkeys s", "BGSAVE STAT_MEMORY median s", "memkeys/profiled"], rows), ""]
+    return out
+
+
+def render_breakdown(datasets):
+    """Breakdown coverage table; the target applies to the mixed dataset."""
+    rows = []
+    for d in datasets:
+        s = d["share"]
+        target = f"≥ {TARGET_BREAKDOWN_SHARE_PCT}%" if d["name"] == "b" else "(info)"
+        result = verdict(s["share_pct"] >= TARGET_BREAKDOWN_SHARE_PCT) if d["name"] == "b" else ""
+        rows.append([d["name"], f"{s['base']:,}", f"{s['explained']:,}", f"{s['share_pct']:.2f}%", target, result])
+    out = ["## Memory breakdown coverage", "",
+           "Sum of the mem_* figures over (rdb_stats_used_memory − used_memory_startup).", "",
+           table(["dataset", "used at fork − startup (B)", "breakdown sum (B)", "explained", "target", "result"],
+                 rows), ""]
+    rows = [[f] + [f"{d['share']['fields'][f]:,}" for d in datasets] for f in BREAKDOWN_FIELDS]
+    out += [table(["figure (B)"] + [d["name"] for d in datasets], rows), "",
+            "Keys and bytes per encoding in the last profile of each dataset:", ""]
+    rows = [[e] + [f"{d['share']['encodings'][e][0]:,} / {mb(d['share']['encodings'][e][1])}" for d in datasets]
+            for e in ENCODINGS]
+    out += [table(["encoding"] + [f"{d['name']}: keys / bytes" for d in datasets], rows), ""]
+    return out
+
+
+def render_instructions(r):
+    """Instruction count table."""
+    ratio = r["fork"] / r["vanilla"]
+    extra = r["profiled"] / r["fork"]
+    f = r["facts"]
+    return ["## Instructions of the save child (callgrind)", "",
+            f"Dataset: {f['keys']:,} keys, used_memory {mb(f['used_memory'])}, RDB {mb(f['rdb_bytes'])}.", "",
+            table(["server", "command", "instructions"],
+                  [["vanilla", "plain BGSAVE", f"{r['vanilla']:,}"], ["fork", "plain BGSAVE", f"{r['fork']:,}"],
+                   ["fork", "BGSAVE STAT_MEMORY", f"{r['profiled']:,}"]]), "",
+            table(["ratio", "value", "target", "result"],
+                  [["fork/vanilla (plain)", f"{ratio:.5f}", f"≤ {TARGET_INSTRUCTIONS}",
+                    verdict(ratio <= TARGET_INSTRUCTIONS)],
+                   ["profiled/plain (fork)", f"{extra:.4f}", "(info)", ""]]), ""]
+
+
+def render_exactness(rows):
+    """Per-encoding error table."""
+    return ["## Exactness per encoding", "",
+            "Profile bytes vs (Δ used_memory − Δ overhead.db.hashtable.lut) across FLUSHALL SYNC.", "",
+            table(["encoding", "keys", "profile (B)", "allocator (B)", "error", "target", "result"],
+                  [[r["encoding"], f"{r['keys']:,}", f"{r['profile']:,}", f"{r['truth']:,}", f"{r['error_pct']:.4f}%",
+                    f"≤ {TARGET_ENCODING_ERROR_PCT}%", verdict(r["error_pct"] <= TARGET_ENCODING_ERROR_PCT)]
+                   for r in rows]), ""]
+
+
+def render_report(args, facts, results, wall_s):
+    """The whole markdown report."""
+    out = [f"# BGSAVE STAT_MEMORY benchmark, {datetime.date.today().isoformat()}", "",
+           "## Machine", "",
+           table(["nproc", "memory", "CPU", "kernel", "OS", "python"],
+                 [[facts["nproc"], f"{facts['memory_gb']} GB", facts["cpu"], facts["kernel"], facts["os"],
+                   facts["python"]]]), "",
+           f"Options: strings={args.strings:,} mixed-mb={args.mixed_mb} big-elements={args.big_elements:,} "
+           f"runs={args.runs} cg-strings={args.cg_strings:,} cg-mixed-mb={args.cg_mixed_mb} "
+           f"exact-scale={args.exact_scale} only={','.join(args.only)}{' (quick)' if args.quick else ''}; "
+           f"server dirs on {'tmpfs' if is_tmpfs(args.tmpdir) else 'disk'}.", "",
+           f"Servers: ours {facts['ours']}; vanilla {facts['vanilla']}. "
+           f"Load average at start {facts['load_start']}, at end {facts['load_end']}.", "",
+           "A save's time runs from the parent's 'Background saving started by pid P' log line to the "
+           "child P's last log line ('Fork CoW for RDB'), millisecond timestamps of the server log; "
+           "one untimed plain BGSAVE per server precedes the timed runs.", ""]
+    out += render_summary(results)
+    if results.get("datasets"):
+        out += render_timings(results["datasets"], args.runs)
+    if results.get("instr"):
+        out += render_instructions(results["instr"])
+    if results.get("exact"):
+        out += render_exactness(results["exact"])
+    if results.get("datasets"):
+        out += render_breakdown(results["datasets"])
+    out += [f"Wall time: {wall_s / 60:.1f} min.", ""]
+    return "\n".join(out)
+
+
+def is_tmpfs(path):
+    """Whether path lies on a tmpfs (from /proc/mounts)."""
+    path = os.path.realpath(path or tempfile.gettempdir())
+    best, fstype = "", ""
+    with contextlib.suppress(OSError), open("/proc/mounts") as f:
+        for line in f:
+            fields = line.split()
+            mount = fields[1]
+            if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) > len(best):
+                best, fstype = mount, fields[2]
+    return fstype == "tmpfs"
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+def check_binaries(args):
+    """Fail early when a needed binary is missing."""
+    needed = [os.path.join(args.bin, "valkey-server"), os.path.join(args.bin, "valkey-cli")]
+    if {"a", "b", "c", "instr"} & set(args.only):
+        needed.append(os.path.join(args.vanilla_bin, "valkey-server"))
+    missing = [p for p in needed if not os.access(p, os.X_OK)]
+    if missing:
+        sys.exit("missing: " + ", ".join(missing) + " (run `make` and `make vanilla`)")
+
+
+def run_parts(args, root):
+    """Run the selected parts; return their results."""
+    cli = os.path.join(args.bin, "valkey-cli")
+    tmp = os.path.join(root, "load-tmp")
+    os.makedirs(tmp)
+    specs = {
+        "a": (f"{args.strings:,} small strings (DEBUG POPULATE, 16 B values)",
+              lambda s: load_strings(s, args.strings)),
+        "b": (f"mixed, ~{args.mixed_mb} MB, 13 encodings, TTL on 1/4 of the keys",
+              lambda s: load_mixed(s, cli, tmp, args.mixed_mb)),
+        "c": (f"a hash, a zset and a set of {args.big_elements:,} elements each",
+              lambda s: load_big(s, cli, tmp, args.big_elements)),
+    }
+    results = {"datasets": []}
+    for name, (title, loader_fn) in specs.items():
+        if name in args.only:
+            results["datasets"].append(bench_dataset(args, root, name, title, loader_fn))
+    if "instr" in args.only:
+        results["instr"] = bench_instructions(args, root)
+    if "exact" in args.only:
+        results["exact"] = bench_exactness(args, root)
+    return results
+
+
+def main():
+    """Run the benchmark, print the report and write it under bench/results/."""
+    args = parse_args()
+    check_binaries(args)
+    facts = machine_facts()
+    facts.update(ours=server_version(args.bin), vanilla=server_version(args.vanilla_bin), load_start=load_average())
+    t0 = time.monotonic()
+    root = tempfile.mkdtemp(prefix="valkey-bench-", dir=args.tmpdir)
+    try:
+        results = run_parts(args, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    facts["load_end"] = load_average()
+    report = render_report(args, facts, results, time.monotonic() - t0)
+    print(report)
+    out = args.out or os.path.join(
+        RESULTS_DIR, f"{datetime.date.today().isoformat()}-{machine_slug(facts)}{'-quick' if args.quick else ''}.md")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(report)
+    log(f"report written to {os.path.relpath(out)}")
+
+
+if __name__ == "__main__":
+    main()
