@@ -85,10 +85,10 @@ test-upstream: all
 	sh utils/run-tests.sh $(TREE) all 4
 
 test-sanitizers: $(PRISTINE)/.stamp
-	sh utils/sanitizers.sh
+	sh utils/sanitizers.sh address undefined
 
-test-valgrind: all
-	sh utils/run-tests.sh $(TREE) valgrind 1
+test-valgrind: $(PRISTINE)/.stamp
+	sh utils/sanitizers.sh valgrind
 
 bench: all vanilla
 	python3 bench/bench.py --bin $(BIN) --vanilla-bin $(VBIN)

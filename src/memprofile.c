@@ -371,7 +371,11 @@ void memprofScheduleRequest(void) {
 
 int memprofSaveFlags(int rdbflags) {
     if (rdbflags & (RDBFLAGS_REPLICATION | RDBFLAGS_AOF_PREAMBLE)) return rdbflags & ~RDBFLAGS_STAT_MEMORY;
-    if (server_rdb_save_stat_memory || mp.scheduled) rdbflags |= RDBFLAGS_STAT_MEMORY;
+    /* A scheduled BGSAVE STAT_MEMORY is the save started while the schedule
+     * is pending; a cancelled schedule leaves nothing behind. */
+    if (server_rdb_save_stat_memory || (mp.scheduled && server.rdb_bgsave_scheduled)) {
+        rdbflags |= RDBFLAGS_STAT_MEMORY;
+    }
     mp.scheduled = 0;
     return rdbflags;
 }
@@ -393,14 +397,20 @@ void memprofSaveStarted(int rdbflags) {
 
 void memprofPipeExpect(size_t len) {
     memprofDropPayload();
-    if (len == 0 || len > MEMPROF_MAX_PAYLOAD) return;
-    mp.payload = zmalloc(len);
+    /* An implausible length is still drained from the pipe (without a
+     * buffer), so that the records after it stay in step; it is never
+     * published. */
+    if (len <= MEMPROF_MAX_PAYLOAD) mp.payload = zmalloc(len ? len : 1);
     mp.expected = len;
 }
 
 int memprofPipeRead(int fd) {
     if (mp.received == mp.expected) return 1;
-    ssize_t n = read(fd, mp.payload + mp.received, mp.expected - mp.received);
+    char scratch[4096];
+    size_t want = mp.expected - mp.received;
+    char *dst = mp.payload ? mp.payload + mp.received : scratch;
+    if (!mp.payload && want > sizeof(scratch)) want = sizeof(scratch);
+    ssize_t n = read(fd, dst, want);
     if (n > 0) mp.received += n;
     return mp.received == mp.expected;
 }

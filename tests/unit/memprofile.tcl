@@ -279,6 +279,27 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
         waitForBgsave r
     }
 
+    test {A cancelled scheduled BGSAVE STAT_MEMORY leaves nothing behind} {
+        waitForBgsave r
+        r flushall sync
+        r config set appendonly no
+        r config set rdb-key-save-delay 1000
+        r debug populate 1000 sched
+        r bgrewriteaof
+        wait_for_condition 100 10 {[s aof_rewrite_in_progress] == 1} else { fail "no rewrite" }
+        r multi
+        r bgsave stat_memory
+        assert_match {*scheduled*} [r exec]
+        assert_equal {Scheduled background saving cancelled} [r bgsave cancel]
+        r config set rdb-key-save-delay 0
+        wait_for_condition 100 50 {[s aof_rewrite_in_progress] == 0} else { fail "rewrite still running" }
+        set before [mp_log_count]
+        r bgsave
+        waitForBgsave r
+        after 100
+        assert_equal $before [mp_log_count]
+    }
+
     test {A profiling child killed mid-save publishes nothing and the server keeps serving} {
         r flushall sync
         r debug populate 1000
