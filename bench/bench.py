@@ -15,6 +15,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -340,7 +341,6 @@ class ProtocolFile:
     """Buffered writer of commands in RESP form, for valkey-cli --pipe."""
 
     def __init__(self, path):
-        self.path = path
         self.file = open(path, "w", encoding="ascii", newline="", buffering=1 << 20)
 
     def cmd(self, *args):
@@ -379,7 +379,7 @@ def load_commands(server, cli, tmp, writer_fn):
     pipe_load(server, cli, path)
 
 
-# Text to cut values from: hex digits, compressible about as much as real data.
+# Text to cut values from: random hex digits, not trivially compressible.
 PAYLOAD = os.urandom(32768).hex()
 
 
@@ -986,9 +986,11 @@ def render_timings(datasets, runs):
                      f"≤ {TARGET_PROFILED_TIME}", verdict(profiled_vs_plain <= TARGET_PROFILED_TIME)])
     out += [table(["dataset", "fork/vanilla (plain)", "profiled/plain (fork)", "target (profiled/plain)", "result"],
                   rows), "", "## valkey-cli --memkeys (once, on our server)", ""]
-    rows = [[d["name"], f"{d['memkeys_s']:.2f}", f"{statistics.median(d['times'][VARIANTS[2]]) / 1000:.2f}",
-             f"{d['memkeys_s'] * 1000 / statistics.median(d['times'][VARIANTS[2]]):.2f}×"] for d in datasets]
-    out += [table(["dataset", "--memkeys s", "BGSAVE STAT_MEMORY median s", "memkeys/profiled"], rows), ""]
+    rows = [[d["name"], f"{d['memkeys_s']:.3f}", f"{statistics.median(d['times'][VARIANTS[2]]) / 1000:.3f}",
+             f"{d['memkeys_s'] * 1000 / statistics.median(d['times'][VARIANTS[2]]):.3g}×"] for d in datasets]
+    out += [table(["dataset", "--memkeys s", "BGSAVE STAT_MEMORY median s", "memkeys/profiled"], rows), "",
+            "--memkeys runs MEMORY USAGE with its default of 5 sampled elements per collection: an estimate, "
+            "quick on a few large keys.", ""]
     return out
 
 
@@ -1123,6 +1125,8 @@ def main():
     """Run the benchmark, print the report and write it under bench/results/."""
     args = parse_args()
     check_binaries(args)
+    # Let SIGTERM unwind like Ctrl-C, so that every server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     facts = machine_facts()
     facts.update(ours=server_version(args.bin), vanilla=server_version(args.vanilla_bin), load_start=load_average())
     t0 = time.monotonic()

@@ -24,8 +24,11 @@ struct client;
 /* Config: rdb-save-stat-memory. */
 extern int server_rdb_save_stat_memory;
 
-/* Signature of the per-key callback rdb.c keeps in a file-static pointer. */
-typedef void (*rdbKeyMemStatFn)(struct serverObject *o, int dbid);
+/* Signature of the per-key callback rdb.c keeps in a file-static pointer,
+ * called at the end of rdbSaveObject() with the bytes of the elements its
+ * loops sized (set, sorted set and hash elements of the non-compact
+ * encodings), so that large collections are not walked twice. */
+typedef void (*rdbKeyMemStatFn)(struct serverObject *o, int dbid, size_t element_bytes);
 
 /* --- Parent side ------------------------------------------------------- */
 
@@ -57,7 +60,10 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags);
 /* rdbSaveBackground(), child, after a successful save: send the profile. */
 void memprofChildSend(void);
 
-/* Exact allocator bytes owned by one value, object header included. */
-size_t memprofObjectBytes(struct serverObject *o, int dbid);
+/* Element sizes for rdbSaveObject()'s loops: a set element, a skiplist node
+ * with its element. (Hash entries use hashTypeEntryMemUsage().) */
+size_t memprofSdsBytes(char *s);
+struct zskiplistNode;
+size_t memprofZslNodeBytes(struct zskiplistNode *zn);
 
 #endif

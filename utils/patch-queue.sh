@@ -39,6 +39,7 @@ init)
     ;;
 refresh)
     [ -d "$pq/.git" ] || die "no patch queue at $pq: run 'make patch-queue' first"
+    [ ! -d "$pq/.git/rebase-merge" ] && [ ! -d "$pq/.git/rebase-apply" ] || die "a rebase is in progress in $pq: finish it first"
     [ -z "$(g status --porcelain)" ] || die "uncommitted changes in $pq: commit them first"
     series="$proj/patches/series.new"
     : > "$series"
