@@ -20,6 +20,9 @@ VBIN      = $(BUILD)/vanilla/bin
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 # Extra arguments for the upstream build, e.g. SANITIZER=address.
 VALKEY_MAKE_ARGS ?= BUILD_TLS=no USE_SYSTEMD=no
+# Upstream's release header reads git state: keep it from finding this
+# repository above build/, so that a commit here does not relink everything.
+export GIT_CEILING_DIRECTORIES = $(abspath $(BUILD))
 PROGRAMS  = valkey-server valkey-cli valkey-benchmark valkey-check-rdb valkey-check-aof
 PIN_ENV   = DEBIAN_VERSION='$(DEBIAN_VERSION)' DEBIAN_SUITE='$(DEBIAN_SUITE)' \
             ORIG_TARBALL='$(ORIG_TARBALL)' ORIG_SHA256='$(ORIG_SHA256)' \
