@@ -238,38 +238,23 @@ static size_t memprofStreamBytes(stream *s) {
  * the hashtable encoding). Module values report through mem_usage. */
 static size_t memprofValueBytes(robj *o, int dbid) {
     size_t bytes = memprofHeaderBytes(o);
-    switch (o->type) {
-    case OBJ_STRING:
-        if (o->encoding == OBJ_ENCODING_RAW) bytes += memprofSdsBytes(o->ptr);
-        break;
-    case OBJ_LIST:
-        if (o->encoding == OBJ_ENCODING_QUICKLIST)
-            bytes += memprofQuicklistBytes(o->ptr);
-        else
-            bytes += zmalloc_size(o->ptr);
-        break;
-    case OBJ_SET:
-    case OBJ_HASH:
-        if (o->encoding == OBJ_ENCODING_HASHTABLE)
-            bytes += memprofHashtableBytes(o->ptr);
-        else
-            bytes += zmalloc_size(o->ptr);
-        break;
-    case OBJ_ZSET:
-        if (o->encoding == OBJ_ENCODING_SKIPLIST)
-            bytes += memprofZsetBytes(o->ptr);
-        else
-            bytes += zmalloc_size(o->ptr);
-        break;
-    case OBJ_STREAM: bytes += memprofStreamBytes(o->ptr); break;
-    case OBJ_MODULE: {
+    if (o->type == OBJ_MODULE) {
         robj keyobj;
         initStaticStringObject(keyobj, objectGetKey(o));
-        bytes += zmalloc_size(o->ptr) + moduleGetMemUsage(&keyobj, o, 0, dbid);
-        break;
+        return bytes + zmalloc_size(o->ptr) + moduleGetMemUsage(&keyobj, o, 0, dbid);
     }
+    switch (o->encoding) {
+    case OBJ_ENCODING_INT:
+    case OBJ_ENCODING_EMBSTR: return bytes; /* All in the header. */
+    case OBJ_ENCODING_RAW: return bytes + memprofSdsBytes(o->ptr);
+    case OBJ_ENCODING_LISTPACK:
+    case OBJ_ENCODING_INTSET: return bytes + zmalloc_size(o->ptr);
+    case OBJ_ENCODING_QUICKLIST: return bytes + memprofQuicklistBytes(o->ptr);
+    case OBJ_ENCODING_HASHTABLE: return bytes + memprofHashtableBytes(o->ptr);
+    case OBJ_ENCODING_SKIPLIST: return bytes + memprofZsetBytes(o->ptr);
+    case OBJ_ENCODING_STREAM: return bytes + memprofStreamBytes(o->ptr);
+    default: return bytes;
     }
-    return bytes;
 }
 
 static int memprofSlotOf(robj *o) {
