@@ -18,7 +18,7 @@ proc mp_info_dict {{r r}} {
 proc mp_profile {{r r}} {
     assert_equal {Background saving started} [{*}$r bgsave stat_memory]
     waitForBgsave $r
-    wait_for_condition 100 20 {[mp_info rdb_stats_in_progress $r] == 0} else {
+    wait_for_condition 200 50 {[mp_info rdb_stats_in_progress $r] == 0} else {
         fail "profiling save still in progress"
     }
 }

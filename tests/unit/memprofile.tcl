@@ -273,7 +273,7 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
         r bgsave stat_memory
         set reply [r exec]
         assert_match {*scheduled*} $reply
-        wait_for_condition 100 50 {[mp_log_count] == $before + 1} else {
+        wait_for_condition 200 100 {[mp_log_count] == $before + 1} else {
             fail "the scheduled save did not profile"
         }
         waitForBgsave r
