@@ -167,6 +167,52 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
         }
     }
 
+    test {Exact after DEBUG RELOAD: objects made by the RDB loader, with and without TTLs} {
+        r flushall sync
+        r config set list-max-listpack-size -2
+        r config set list-compress-depth 0
+        set c [valkey_client]
+        for {set i 0} {$i < 300} {incr i} {
+            $c set int:$i [expr {$i * 1000}]
+            $c set emb:$i "v$i"
+            $c set raw:$i [string repeat r [expr {50 + $i}]]
+            $c rpush list:$i a b $i
+            $c sadd iset:$i 1 2 $i
+            $c hset hash:$i f v g $i
+            $c zadd zset:$i 1 a 2 $i
+            if {$i % 3 == 0} {
+                foreach k [list int:$i emb:$i raw:$i list:$i iset:$i hash:$i zset:$i] { $c expire $k 100000 }
+            }
+        }
+        for {set i 0} {$i < 5} {incr i} {
+            set members {}
+            set scored {}
+            for {set j 0} {$j < 200} {incr j} {
+                lappend members m$i-$j
+                lappend scored $j e$i-$j
+            }
+            $c sadd bigset:$i {*}$members
+            $c zadd bigzset:$i {*}$scored
+            $c rpush biglist:$i {*}[lrepeat 2000 elem]
+            $c xadd stream:$i * a 1 b 2
+            $c expire bigset:$i 100000
+        }
+        $c close
+        mp_wait_single_client
+        r debug reload
+        mp_profile
+        lassign [mp_allocator_view] used1 lut1
+        set bytes [mp_info rdb_stats_bytes]
+        assert_equal 2120 [mp_info rdb_stats_keys]
+        r flushall sync
+        lassign [mp_allocator_view] used0 lut0
+        if {[mp_is_jemalloc]} {
+            set truth [expr {($used1 - $used0) - ($lut1 - $lut0)}]
+            if {$::verbose} { puts "after reload: profile $bytes allocator $truth" }
+            assert {abs($bytes - $truth) <= $truth * 0.005}
+        }
+    }
+
     test {The log lines equal INFO rdb_stats of the same profile} {
         r flushall sync
         r set s1 123
