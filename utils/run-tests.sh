@@ -53,6 +53,31 @@ rc=$?
 sed 's/\x1b\[[0-9;]*m//g' "$log" > "$log.plain"
 passed=$(grep -c '^\[ok\]' "$log.plain")
 failed=$(grep -c -E '^\[(err|exception)\]' "$log.plain")
+
+# Some upstream tests assert timings (active defrag, latency) that a shared
+# machine does not always meet. Test files with failed assertions run once
+# more; a file that passes then is reported as flaky, by name, not hidden.
+# An exception (a crash, a sanitizer or valgrind report) is never retried.
+flaky=0
+if [ "$rc" -ne 0 ] && [ "$mode" != valgrind ] && ! grep -q '^\[exception\]' "$log.plain"; then
+    files=$(sed -n 's/^\[err\]: .* in tests\/\(.*\)\.tcl$/\1/p' "$log.plain" | sort -u)
+    if [ -n "$files" ]; then
+        echo "run-tests: retrying once: $files"
+        resel=""
+        for f in $files; do resel="$resel --single $f"; done
+        # shellcheck disable=SC2086
+        ./runtest $args $resel ${RUNTEST_ARGS:-} > "$log.retry" 2>&1
+        if tail -c 2000 "$log.retry" | grep -q "All tests passed without errors"; then
+            flaky=$failed
+            failed=0
+            rc=0
+            echo "run-tests: flaky: $flaky failed assertion(s) in $files passed on retry"
+        else
+            sed 's/\x1b\[[0-9;]*m//g' "$log.retry" | grep -E '^\[(err|exception)\]'
+        fi
+        rm -f "$log.retry"
+    fi
+fi
 rm -f "$log.plain"
 
 utils_rc=0
