@@ -295,23 +295,14 @@ static void memprofMeasureForkInstant(memprofFigures *f) {
         f->kv_expire += kvstoreMemUsage(server.db[j].expires);
     }
     f->kv_hash_meta = 0;
-    f->um_clients = server.stat_clients_type_memory[CLIENT_TYPE_NORMAL] +
-                    server.stat_clients_type_memory[CLIENT_TYPE_PUBSUB] +
-                    server.stat_clients_type_memory[CLIENT_TYPE_PRIMARY];
-    f->sys_aof_buf = (server.aof_state != AOF_OFF && server.aof_buf) ? sdsAllocSize(server.aof_buf) : 0;
-
-    /* Replicas and the backlog share one buffer: what exceeds the backlog
-     * size is the replicas' share, as INFO memory counts it. */
-    if (listLength(server.replicas) && (long long)server.repl_buffer_mem > server.repl_backlog_size) {
-        f->sys_repl_buf = server.repl_buffer_mem - server.repl_backlog_size;
-        f->sys_repl_backlog = server.repl_backlog_size;
-    } else {
-        f->sys_repl_buf = 0;
-        f->sys_repl_backlog = server.repl_buffer_mem;
-    }
-    if (server.repl_backlog) {
-        f->sys_repl_backlog += zmalloc_size(server.repl_backlog) + raxAllocSize(server.repl_backlog->blocks_index);
-    }
+    /* Clients, the AOF buffer and the replication buffer's split between
+     * replicas and backlog, as INFO memory counts them. */
+    struct serverMemOverhead *mh = getMemoryOverheadData();
+    f->um_clients = mh->clients_normal;
+    f->sys_aof_buf = mh->aof_buffer;
+    f->sys_repl_buf = mh->clients_replicas;
+    f->sys_repl_backlog = mh->repl_backlog;
+    freeMemoryOverheadData(mh);
 }
 
 rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
@@ -609,39 +600,37 @@ static sds memprofEncodingAdvice(sds s, const memprofFigures *f, unsigned long l
     return s;
 }
 
-/* Advice on overhead that is large next to the user data. */
+/* Advice on overhead that is large next to the user data: above 1 MB and
+ * above a share of the user data. */
 static sds memprofOverheadAdvice(sds s, const memprofFigures *f, unsigned long long user) {
-    const unsigned long long mb = 1024 * 1024;
-    if (f->sys_repl_backlog > mb && memprofPct(f->sys_repl_backlog, user) >= 10) {
-        s = sdscatprintf(s, " * The replication backlog is %.1f%% of the user data; repl-backlog-size is %lld. "
-                            "A smaller backlog is enough if replicas reconnect quickly.\n",
-                         memprofPct(f->sys_repl_backlog, user), server.repl_backlog_size);
-    }
-    if (f->sys_repl_buf > mb && memprofPct(f->sys_repl_buf, user) >= 10) {
-        s = sdscatprintf(s, " * Replicas hold %.1f%% of the user data in replication buffers: a replica is slow "
-                            "or far behind. See INFO replication and client-output-buffer-limit replica.\n",
-                         memprofPct(f->sys_repl_buf, user));
-    }
-    if (f->um_clients > mb && memprofPct(f->um_clients, user) >= 10) {
-        s = sdscatprintf(s, " * Client buffers are %.1f%% of the user data. CLIENT LIST shows the clients "
-                            "with large qbuf or omem; client-output-buffer-limit and maxmemory-clients bound "
-                            "them.\n",
-                         memprofPct(f->um_clients, user));
-    }
-    if (f->sys_aof_buf > mb && memprofPct(f->sys_aof_buf, user) >= 10) {
-        s = sdscatprintf(s, " * The AOF buffer is %.1f%% of the user data: the disk does not keep up with "
-                            "the writes.\n",
-                         memprofPct(f->sys_aof_buf, user));
-    }
-    if (f->kv_expire > mb && memprofPct(f->kv_expire, user) >= 20) {
-        s = sdscatprintf(s, " * The expires tables are %.1f%% of the user data: many small keys carry a TTL. "
-                            "Grouping small values into hashes, or fewer TTLs, reduces this.\n",
-                         memprofPct(f->kv_expire, user));
-    }
-    if (f->um_kvstore > mb && memprofPct(f->um_kvstore, user) >= 25) {
-        s = sdscatprintf(s, " * The keyspace tables are %.1f%% of the user data: the keys are many and small. "
-                            "Grouping small values into hashes reduces the per-key overhead.\n",
-                         memprofPct(f->um_kvstore, user));
+    const struct {
+        unsigned long long bytes;
+        double min_pct;
+        const char *advice; /* One %.1f: the share of the user data. */
+    } checks[] = {
+        {f->sys_repl_backlog, 10,
+         "The replication backlog is %.1f%% of the user data. A smaller repl-backlog-size is enough if "
+         "replicas reconnect quickly."},
+        {f->sys_repl_buf, 10,
+         "Replicas hold %.1f%% of the user data in replication buffers: a replica is slow or far behind. "
+         "See INFO replication and client-output-buffer-limit replica."},
+        {f->um_clients, 10,
+         "Client buffers are %.1f%% of the user data. CLIENT LIST shows the clients with large qbuf or "
+         "omem; client-output-buffer-limit and maxmemory-clients bound them."},
+        {f->sys_aof_buf, 10, "The AOF buffer is %.1f%% of the user data: the disk does not keep up with the writes."},
+        {f->kv_expire, 20,
+         "The expires tables are %.1f%% of the user data: many small keys carry a TTL. Grouping small values "
+         "into hashes, or fewer TTLs, reduces this."},
+        {f->um_kvstore, 25,
+         "The keyspace tables are %.1f%% of the user data: the keys are many and small. Grouping small "
+         "values into hashes reduces the per-key overhead."},
+    };
+    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+        double pct = memprofPct(checks[i].bytes, user);
+        if (checks[i].bytes <= 1024 * 1024 || pct < checks[i].min_pct) continue;
+        s = sdscat(s, " * ");
+        s = sdscatprintf(s, checks[i].advice, pct);
+        s = sdscat(s, "\n");
     }
     return s;
 }
