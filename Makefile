@@ -30,7 +30,7 @@ PIN_ENV   = DEBIAN_VERSION='$(DEBIAN_VERSION)' DEBIAN_SUITE='$(DEBIAN_SUITE)' \
 SETUP_PKGS = build-essential pkg-config tcl xz-utils patch python3 procps
 
 OURS = $(wildcard src/*.c src/*.h patches/series patches/*.patch \
-         tests/unit/*.tcl tests/unit/*/*.tcl tests/integration/*.tcl tests/helpers/* utils/memprof_log.py)
+         tests/unit/*.tcl tests/unit/*/*.tcl tests/integration/*.tcl tests/helpers/* tests/modules/*.c utils/memprof_log.py)
 
 .PHONY: all setup demo test test-ours test-upstream vanilla bench clean distclean \
         patch-queue refresh-patches test-sanitizers test-valgrind

@@ -49,7 +49,7 @@ overlay() {
     done
     # The log parser, for the tests that run it on real server logs.
     [ -f "$proj/utils/memprof_log.py" ] && mkdir -p "$stage/utils" && cp "$proj/utils/memprof_log.py" "$stage/utils/"
-    for d in unit integration helpers; do
+    for d in unit integration helpers modules; do
         [ -d "$proj/tests/$d" ] || continue
         (cd "$proj/tests" && find "$d" -type f) | while read -r f; do
             mkdir -p "$stage/tests/$(dirname "$f")"

@@ -1,3 +1,9 @@
+/*
+ * Copyright (c) Valkey Contributors
+ * All rights reserved.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
 /* Fork-based memory profiling: see memprofile.h for the overview.
  *
  * Child side: memprofChildBegin() measures what only exists at the fork
@@ -22,10 +28,6 @@
 #include "memprofile.h"
 #include "rdb.h"
 #include "module.h"
-
-#include <math.h>
-
-int server_rdb_save_stat_memory = 0;
 
 /* ------------------------------------------------------------------------
  * Slots: one per type/encoding pair the keyspace can hold.
@@ -147,10 +149,20 @@ static inline size_t memprofClassSize(void *ptr, size_t request) {
 #endif
 }
 
+/* An element's sds: set members, skiplist elements, consumer names. Type 5
+ * headers do not record the allocation; elements are made by sdsnewlen()
+ * with a request of header + length + terminator and never shortened in
+ * place, so the request gives the size. */
 size_t memprofSdsBytes(sds s) {
-    /* Type 5 headers do not record the allocation; such strings are made by
-     * sdsnewlen() with a request of header + length + terminator. */
     if (sdsType(s) == SDS_TYPE_5) return memprofClassSize(sdsAllocPtr(s), sdslen(s) + 2);
+    return sdsAllocSize(s);
+}
+
+/* A string value's sds. A type 5 value may have been shortened in place
+ * (a module's StringTruncate keeps the allocation of a type 5 sds), so its
+ * length says nothing of its allocation: ask the allocator. */
+static size_t memprofStringValueBytes(sds s) {
+    if (sdsType(s) == SDS_TYPE_5) return zmalloc_size(sdsAllocPtr(s));
     return sdsAllocSize(s);
 }
 
@@ -246,7 +258,7 @@ static size_t memprofValueBytes(robj *o, int dbid) {
     switch (o->encoding) {
     case OBJ_ENCODING_INT:
     case OBJ_ENCODING_EMBSTR: return bytes; /* All in the header. */
-    case OBJ_ENCODING_RAW: return bytes + memprofSdsBytes(o->ptr);
+    case OBJ_ENCODING_RAW: return bytes + memprofStringValueBytes(o->ptr);
     case OBJ_ENCODING_LISTPACK:
     case OBJ_ENCODING_INTSET: return bytes + zmalloc_size(o->ptr);
     case OBJ_ENCODING_QUICKLIST: return bytes + memprofQuicklistBytes(o->ptr);
@@ -288,16 +300,18 @@ static void memprofAccountKey(robj *o, int dbid, size_t element_bytes) {
 }
 
 /* The figures that exist only at the fork instant, read from the child's
- * copy of the parent's memory before the save changes anything. */
+ * copy of the parent's memory before the save changes anything, as MEMORY
+ * STATS and INFO memory count them: the keyspace and expires tables of the
+ * dbs that hold keys (the robj that MEMORY STATS adds per key is part of
+ * the object header, already counted as user data), clients, the AOF
+ * buffer and the replication buffer's split between replicas and backlog. */
 static void memprofMeasureForkInstant(memprofFigures *f) {
-    for (int j = 0; j < server.dbnum; j++) {
-        f->um_kvstore += kvstoreMemUsage(server.db[j].keys);
-        f->kv_expire += kvstoreMemUsage(server.db[j].expires);
+    struct serverMemOverhead *mh = getMemoryOverheadData();
+    for (size_t j = 0; j < mh->num_dbs; j++) {
+        f->um_kvstore += mh->db[j].overhead_ht_main - kvstoreSize(server.db[mh->db[j].dbid].keys) * sizeof(robj);
+        f->kv_expire += mh->db[j].overhead_ht_expires;
     }
     f->kv_hash_meta = 0;
-    /* Clients, the AOF buffer and the replication buffer's split between
-     * replicas and backlog, as INFO memory counts them. */
-    struct serverMemOverhead *mh = getMemoryOverheadData();
     f->um_clients = mh->clients_normal;
     f->sys_aof_buf = mh->aof_buffer;
     f->sys_repl_buf = mh->clients_replicas;
@@ -325,8 +339,24 @@ static sds memprofSerialize(const memprofFigures *f) {
 
 void memprofChildSend(void) {
     sds payload = memprofSerialize(&childFigures);
-    sendChildInfoPayload(CHILD_INFO_TYPE_MEMORY_PROFILE, payload, sdslen(payload));
+    size_t len = sdslen(payload), done = 0;
+    int fd = server.child_info_pipe[1];
+    if (sendChildInfoAnnounce(CHILD_INFO_TYPE_MEMORY_PROFILE, len) == C_OK) {
+        if (server.memory_profile_report_delay) debugDelay(server.memory_profile_report_delay);
+        while (done < len) {
+            ssize_t w = write(fd, payload + done, len - done);
+            if (w > 0)
+                done += w;
+            else if (errno != EINTR)
+                break;
+        }
+    }
     sdsfree(payload);
+    if (done != len) {
+        serverLog(LL_WARNING, "Child failed reporting its memory profile to the parent, exiting: %s",
+                  strerror(errno));
+        exitFromChild(1);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -344,7 +374,7 @@ static struct {
     size_t last_used_memory;     /* used_memory at the fork. */
     /* The profile being taken. */
     int in_progress;
-    int scheduled; /* A BGSAVE STAT_MEMORY waits for MULTI/EXEC to end. */
+    int scheduled; /* The pending scheduled BGSAVE asked for a profile. */
     time_t fork_time;
     long long fork_mstime;
     size_t fork_used_memory;
@@ -357,18 +387,20 @@ int memprofIsStatMemoryArg(const char *arg) {
     return !strcasecmp(arg, "stat_memory");
 }
 
-void memprofScheduleRequest(void) {
-    mp.scheduled = 1;
+void memprofScheduleRequest(int rdbflags) {
+    /* One schedule serves every BGSAVE sent while it is pending: it profiles
+     * when any of them asked. A schedule that is no longer pending (it ran,
+     * or was cancelled) carries nothing over to the next one. */
+    mp.scheduled = (rdbflags & RDBFLAGS_STAT_MEMORY) || (mp.scheduled && server.rdb_bgsave_scheduled);
 }
 
 int memprofSaveFlags(int rdbflags) {
     if (rdbflags & (RDBFLAGS_REPLICATION | RDBFLAGS_AOF_PREAMBLE)) return rdbflags & ~RDBFLAGS_STAT_MEMORY;
-    /* A scheduled BGSAVE STAT_MEMORY is the save started while the schedule
-     * is pending; a cancelled schedule leaves nothing behind. */
-    if (server_rdb_save_stat_memory || (mp.scheduled && server.rdb_bgsave_scheduled)) {
+    /* The request is honoured while upstream's schedule is pending: a save
+     * whose fork failed leaves it pending, and the retry profiles. */
+    if (server.rdb_save_stat_memory || (mp.scheduled && server.rdb_bgsave_scheduled)) {
         rdbflags |= RDBFLAGS_STAT_MEMORY;
     }
-    mp.scheduled = 0;
     return rdbflags;
 }
 
@@ -606,31 +638,26 @@ static sds memprofOverheadAdvice(sds s, const memprofFigures *f, unsigned long l
     const struct {
         unsigned long long bytes;
         double min_pct;
-        const char *advice; /* One %.1f: the share of the user data. */
+        const char *what;   /* The subject of the sentence. */
+        const char *advice; /* What to do about it. */
     } checks[] = {
-        {f->sys_repl_backlog, 10,
-         "The replication backlog is %.1f%% of the user data. A smaller repl-backlog-size is enough if "
-         "replicas reconnect quickly."},
-        {f->sys_repl_buf, 10,
-         "Replicas hold %.1f%% of the user data in replication buffers: a replica is slow or far behind. "
-         "See INFO replication and client-output-buffer-limit replica."},
-        {f->um_clients, 10,
-         "Client buffers are %.1f%% of the user data. CLIENT LIST shows the clients with large qbuf or "
-         "omem; client-output-buffer-limit and maxmemory-clients bound them."},
-        {f->sys_aof_buf, 10, "The AOF buffer is %.1f%% of the user data: the disk does not keep up with the writes."},
-        {f->kv_expire, 20,
-         "The expires tables are %.1f%% of the user data: many small keys carry a TTL. Grouping small values "
-         "into hashes, or fewer TTLs, reduces this."},
-        {f->um_kvstore, 25,
-         "The keyspace tables are %.1f%% of the user data: the keys are many and small. Grouping small "
-         "values into hashes reduces the per-key overhead."},
+        {f->sys_repl_backlog, 10, "The replication backlog is",
+         "a smaller repl-backlog-size is enough if replicas reconnect quickly."},
+        {f->sys_repl_buf, 10, "Replication buffers are",
+         "a replica is slow or far behind. See INFO replication and client-output-buffer-limit replica."},
+        {f->um_clients, 10, "Client buffers are",
+         "CLIENT LIST shows the clients with large qbuf or omem; client-output-buffer-limit and "
+         "maxmemory-clients bound them."},
+        {f->sys_aof_buf, 10, "The AOF buffer is", "the disk does not keep up with the writes."},
+        {f->kv_expire, 20, "The expires tables are",
+         "many small keys carry a TTL. Grouping small values into hashes, or fewer TTLs, reduces this."},
+        {f->um_kvstore, 25, "The keyspace tables are",
+         "the keys are many and small. Grouping small values into hashes reduces the per-key overhead."},
     };
     for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
         double pct = memprofPct(checks[i].bytes, user);
         if (checks[i].bytes <= 1024 * 1024 || pct < checks[i].min_pct) continue;
-        s = sdscat(s, " * ");
-        s = sdscatprintf(s, checks[i].advice, pct);
-        s = sdscat(s, "\n");
+        s = sdscatprintf(s, " * %s %.1f%% of the user data: %s\n", checks[i].what, pct, checks[i].advice);
     }
     return s;
 }

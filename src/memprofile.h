@@ -1,3 +1,9 @@
+/*
+ * Copyright (c) Valkey Contributors
+ * All rights reserved.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
 /* Fork-based memory profiling.
  *
  * A background save started with BGSAVE STAT_MEMORY (or any non-replication
@@ -17,13 +23,10 @@
 #define __MEMPROFILE_H
 
 #include <stddef.h>
-#include <sys/types.h>
+
+#include "sds.h"
 
 struct serverObject;
-struct client;
-
-/* Config: rdb-save-stat-memory. */
-extern int server_rdb_save_stat_memory;
 
 /* Signature of the per-key callback rdb.c keeps in a file-static pointer,
  * called at the end of rdbSaveObject() with the bytes of the elements its
@@ -35,8 +38,15 @@ typedef void (*rdbKeyMemStatFn)(struct serverObject *o, int dbid, size_t element
 
 /* BGSAVE option parsing: returns 1 when argv[i] is STAT_MEMORY. */
 int memprofIsStatMemoryArg(const char *arg);
-/* A BGSAVE STAT_MEMORY that could not start now was scheduled (MULTI). */
-void memprofScheduleRequest(void);
+/* A BGSAVE was scheduled (SCHEDULE, or inside MULTI/EXEC), with or without
+ * RDBFLAGS_STAT_MEMORY. Called before upstream sets rdb_bgsave_scheduled:
+ * the request lives exactly as long as that schedule. */
+void memprofScheduleRequest(int rdbflags);
+/* BGSAVE STAT_MEMORY while another child runs. */
+#define MEMPROF_ERR_CHILD_ACTIVE                                                                                     \
+    "Another child process is active (AOF?): can't BGSAVE STAT_MEMORY right now. SCHEDULE cannot be combined "     \
+    "with STAT_MEMORY: retry when the child is done, send BGSAVE STAT_MEMORY inside MULTI/EXEC to run it then, or " \
+    "set rdb-save-stat-memory yes and use BGSAVE SCHEDULE."
 /* rdbSaveBackground(): the flags a background save really runs with. */
 int memprofSaveFlags(int rdbflags);
 /* rdbSaveBackground(), parent, after a successful fork. */
@@ -50,8 +60,8 @@ void memprofPipeExpect(size_t len);
 int memprofPipeRead(int fd);
 
 /* INFO rdb_stats and MEMORY DOCTOR. */
-char *memprofInfoString(char *info);
-char *memprofDoctorReport(char *report);
+sds memprofInfoString(sds info);
+sds memprofDoctorReport(sds report);
 
 /* --- Child side -------------------------------------------------------- */
 
@@ -63,7 +73,7 @@ void memprofChildSend(void);
 
 /* Element sizes for rdbSaveObject()'s loops: a set element, a skiplist node
  * with its element. (Hash entries use hashTypeEntryMemUsage().) */
-size_t memprofSdsBytes(char *s);
+size_t memprofSdsBytes(sds s);
 struct zskiplistNode;
 size_t memprofZslNodeBytes(struct zskiplistNode *zn);
 

@@ -43,7 +43,11 @@ esac
 
 cd "$tree" || exit 2
 # The upstream test module our module-type case loads.
-make -s -C tests/modules mallocsize.so > /dev/null 2>&1 || echo "run-tests: could not build tests/modules/mallocsize.so" >&2
+# The test modules our cases load: upstream's mallocsize, and our own (from
+# tests/modules/ of this project, overlaid into the tree).
+for m in mallocsize $(cd "$proj/tests/modules" 2>/dev/null && ls *.c 2>/dev/null | sed 's/\.c$//'); do
+    make -s -C tests/modules "$m.so" > /dev/null 2>&1 || echo "run-tests: could not build tests/modules/$m.so" >&2
+done
 # shellcheck disable=SC2086
 ./runtest $args $sel ${RUNTEST_ARGS:-} 2>&1 | tee "$log"
 rc=$?
@@ -55,12 +59,23 @@ passed=$(grep -c '^\[ok\]' "$log.plain")
 failed=$(grep -c -E '^\[(err|exception)\]' "$log.plain")
 
 # Some upstream tests assert timings (active defrag, latency) that a shared
-# machine does not always meet. Test files with failed assertions run once
-# more; a file that passes then is reported as flaky, by name, not hidden.
-# An exception (a crash, a sanitizer or valgrind report) is never retried.
+# machine does not always meet. Upstream test files with failed assertions
+# run once more; a file that passes then is reported as flaky, by name, not
+# hidden. Our own test files are never retried (a flaky exactness test is a
+# bug to find), and neither is an exception (a crash, a sanitizer or
+# valgrind report).
 flaky=0
 if [ "$rc" -ne 0 ] && [ "$mode" != valgrind ] && ! grep -q '^\[exception\]' "$log.plain"; then
-    files=$(sed -n 's/^\[err\]: .* in tests\/\(.*\)\.tcl$/\1/p' "$log.plain" | sort -u)
+    failed_files=$(sed -n 's/^\[err\]: .* in tests\/\(.*\)\.tcl$/\1/p' "$log.plain" | sort -u)
+    files=""
+    for f in $failed_files; do
+        if [ -f "$proj/tests/$f.tcl" ]; then
+            echo "run-tests: not retried (our own test file): $f"
+            files=""
+            break
+        fi
+        files="$files $f"
+    done
     if [ -n "$files" ]; then
         echo "run-tests: retrying once: $files"
         resel=""
