@@ -34,7 +34,7 @@ pristine() {
 
 overlay() {
     pristine=$1 tree=$2 proj=$3
-    stage="$tree.stage"
+    stage="$tree.stage.$$"
     rm -rf "$stage" && mkdir -p "$stage"
     # Only source files take part; build outputs of the tree are never touched.
     (cd "$pristine" && tar -cf - --exclude='./deps/*/.make-*' .) | tar -C "$stage" -xf -

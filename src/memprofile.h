@@ -9,11 +9,13 @@
  * A background save started with BGSAVE STAT_MEMORY (or any non-replication
  * background save while rdb-save-stat-memory is yes) makes the forked child
  * add up, for every key it serializes, the exact allocator size of the value
- * by type and encoding. At the fork instant the child also measures the
- * keyspace tables, client buffers, the AOF buffer and the replication
- * buffers. The figures travel to the parent over the childinfo pipe and are
+ * by type and encoding, and keeps the deep profile: the largest keys, the
+ * heaviest key prefixes, the TTL horizon, per db and per cluster slot
+ * figures and size histograms. At the fork instant the child also measures
+ * the keyspace tables, client buffers, the AOF buffer and the replication
+ * buffers. The report travels to the parent through a shared region and is
  * published, only after a successful save, as two log lines, the rdb_stats
- * INFO section and a part of MEMORY DOCTOR.
+ * INFO section, a part of MEMORY DOCTOR and MEMORY PROFILE REPORT.
  *
  * Everything here is reached through thin hooks in upstream files; with the
  * feature off the only cost is a NULL pointer test per key, and per element
@@ -27,6 +29,7 @@
 #include "sds.h"
 
 struct serverObject;
+struct client;
 
 /* Signature of the per-key callback rdb.c keeps in a file-static pointer,
  * called at the end of rdbSaveObject() with the bytes of the elements its
@@ -53,15 +56,14 @@ int memprofSaveFlags(int rdbflags);
 void memprofSaveStarted(int rdbflags);
 /* checkChildrenDone(), after the final childinfo drain, for RDB children. */
 void memprofSaveDone(int exitcode, int bysignal);
-/* readChildInfo(): a record announced 'len' bytes of payload. */
-void memprofPipeExpect(size_t len);
-/* readChildInfo(): read pending payload bytes. Returns 1 when no payload is
- * pending (the next fixed record may be read), 0 when more bytes are needed. */
-int memprofPipeRead(int fd);
+/* readChildInfo(): the child announced a report of 'len' bytes. */
+void memprofReportAnnounced(size_t len);
 
 /* INFO rdb_stats and MEMORY DOCTOR. */
 sds memprofInfoString(sds info);
 sds memprofDoctorReport(sds report);
+/* MEMORY PROFILE <verb> ... (memoryCommand(), argc >= 3). */
+void memprofProfileCommand(struct client *c);
 
 /* --- Child side -------------------------------------------------------- */
 

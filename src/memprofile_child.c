@@ -1,0 +1,167 @@
+/*
+ * Copyright (c) Valkey Contributors
+ * All rights reserved.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+/* The save child's side of a profile.
+ *
+ * memprofChildBegin() measures what exists only at the fork instant and
+ * hands rdb.c the per-key callback; rdbSaveObject() calls it for every key
+ * it serializes, with the bytes its element loops sized. The callback adds
+ * the key to the type/encoding counters, the TTL horizon, its type's
+ * histogram, its db and cluster slot, the top keys of its type and the
+ * prefix summaries. memprofChildSend() writes the report for the parent.
+ *
+ * The per-key path makes no allocation unless a key enters the top keys or
+ * a new prefix enters a summary, and no allocator size lookup beyond what
+ * sizing the value needs. */
+
+#include "memprofile_internal.h"
+#include "cluster.h"
+
+static struct {
+    memprofFigures f;
+    memprofCount *dbs;   /* server.dbnum entries. */
+    memprofCount *slots; /* CLUSTER_SLOTS entries, cluster mode only. */
+    memprofTopKeys *topkeys[MPT_TYPES];
+    memprofPrefixes *prefixes[MEMPROF_PREFIX_DEPTH_MAX];
+    int depth;                   /* Prefix depths counted. */
+    unsigned char delimiter[256]; /* 1 for the delimiter bytes. */
+    long long now_ms;            /* The fork instant, for TTLs. */
+} child;
+
+static int memprofTtlBucket(long long ttl_ms) {
+    if (ttl_ms <= 0) return MEMPROF_TTL_EXPIRED;
+    if (ttl_ms <= 3600LL * 1000) return MEMPROF_TTL_1H;
+    if (ttl_ms <= 86400LL * 1000) return MEMPROF_TTL_1D;
+    if (ttl_ms <= 7 * 86400LL * 1000) return MEMPROF_TTL_7D;
+    return MEMPROF_TTL_LATER;
+}
+
+/* Bucket i holds sizes in (2^(i-1), 2^i]. */
+static inline int memprofHistBucket(unsigned long long bytes) {
+    return bytes <= 1 ? 0 : 64 - __builtin_clzll(bytes - 1);
+}
+
+/* FNV-1a, fed one byte at a time while the name is scanned for delimiters,
+ * so that every depth's prefix is hashed in one pass. */
+#define MEMPROF_FNV_OFFSET 0xcbf29ce484222325ULL
+#define MEMPROF_FNV_PRIME 0x100000001b3ULL
+
+static void memprofAccountPrefixes(sds key, unsigned long long bytes) {
+    size_t len = sdslen(key), max = len < MEMPROF_PREFIX_MAX ? len : MEMPROF_PREFIX_MAX;
+    uint64_t hash = MEMPROF_FNV_OFFSET;
+    int d = 0;
+    for (size_t i = 0; i < max; i++) {
+        unsigned char c = key[i];
+        hash = (hash ^ c) * MEMPROF_FNV_PRIME;
+        if (child.delimiter[c]) {
+            memprofPrefixesAdd(child.prefixes[d], key, i + 1, hash, bytes);
+            if (++d == child.depth) return;
+        }
+    }
+    /* A name without a delimiter counts under the empty prefix. */
+    if (d == 0) memprofPrefixesAdd(child.prefixes[0], "", 0, MEMPROF_FNV_OFFSET, bytes);
+}
+
+static void memprofAccountKey(robj *o, int dbid, size_t element_bytes) {
+    int enc = memprofEncodingOf(o);
+    int type = memprofEncodings[enc].type;
+    unsigned long long bytes = memprofValueBytes(o, dbid) + element_bytes;
+    memprofFigures *f = &child.f;
+
+    f->enc[enc].keys++;
+    f->enc[enc].bytes += bytes;
+
+    long long when = o->hasexpire ? objectGetExpire(o) : -1;
+    long long ttl_ms = -1;
+    int ttl = MEMPROF_TTL_NONE;
+    if (when != -1) {
+        ttl_ms = when - child.now_ms;
+        ttl = memprofTtlBucket(ttl_ms);
+        if (ttl_ms < 0) ttl_ms = 0;
+    }
+    f->ttl[ttl].keys++;
+    f->ttl[ttl].bytes += bytes;
+
+    int b = memprofHistBucket(bytes);
+    f->hist[type][b].keys++;
+    f->hist[type][b].bytes += bytes;
+
+    child.dbs[dbid].keys++;
+    child.dbs[dbid].bytes += bytes;
+
+    sds key = objectGetKey(o);
+    if (child.slots) {
+        int slot = keyHashSlot(key, (int)sdslen(key));
+        child.slots[slot].keys++;
+        child.slots[slot].bytes += bytes;
+    }
+    memprofTopKeysOffer(child.topkeys[type], o, dbid, enc, bytes, ttl_ms);
+    if (child.depth) memprofAccountPrefixes(key, bytes);
+}
+
+/* The figures that exist only at the fork instant, read from the child's
+ * copy of the parent's memory before the save changes anything, as MEMORY
+ * STATS and INFO memory count them: the keyspace and expires tables of the
+ * dbs that hold keys (the robj that MEMORY STATS adds per key is part of
+ * the object header, already counted as user data), clients, the AOF
+ * buffer and the replication buffer's split between replicas and backlog. */
+static void memprofMeasureForkInstant(memprofFigures *f) {
+    struct serverMemOverhead *mh = getMemoryOverheadData();
+    for (size_t j = 0; j < mh->num_dbs; j++) {
+        f->um_kvstore += mh->db[j].overhead_ht_main - kvstoreSize(server.db[mh->db[j].dbid].keys) * sizeof(robj);
+        f->kv_expire += mh->db[j].overhead_ht_expires;
+    }
+    f->kv_hash_meta = 0;
+    f->um_clients = mh->clients_normal;
+    f->sys_aof_buf = mh->aof_buffer;
+    f->sys_repl_buf = mh->clients_replicas;
+    f->sys_repl_backlog = mh->repl_backlog;
+    freeMemoryOverheadData(mh);
+}
+
+rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
+    if (!(rdbflags & RDBFLAGS_STAT_MEMORY)) return NULL;
+    memset(&child, 0, sizeof(child));
+    child.now_ms = mstime();
+    memprofMeasureForkInstant(&child.f);
+    child.dbs = zcalloc(sizeof(memprofCount) * server.dbnum);
+    if (server.cluster_enabled) child.slots = zcalloc(sizeof(memprofCount) * CLUSTER_SLOTS);
+    for (int t = 0; t < MPT_TYPES; t++) child.topkeys[t] = memprofTopKeysCreate(server.memory_profile_top_keys);
+    child.depth = server.memory_profile_prefix_depth;
+    for (int d = 0; d < child.depth; d++) child.prefixes[d] = memprofPrefixesCreate(server.memory_profile_prefix_capacity);
+    for (const char *p = server.memory_profile_prefix_delimiters; p && *p; p++) child.delimiter[(unsigned char)*p] = 1;
+    return memprofAccountKey;
+}
+
+/* Lists of the dbs or slots that have keys. */
+static memprofIndexed *memprofNonEmpty(const memprofCount *counts, int n, size_t *len) {
+    memprofIndexed *out = zmalloc(sizeof(*out) * n);
+    *len = 0;
+    for (int i = 0; i < n; i++) {
+        if (counts[i].keys) out[(*len)++] = (memprofIndexed){i, counts[i].keys, counts[i].bytes};
+    }
+    return out;
+}
+
+void memprofChildSend(void) {
+    size_t ndbs, nslots = 0;
+    memprofIndexed *dbs = memprofNonEmpty(child.dbs, server.dbnum, &ndbs);
+    memprofIndexed *slots = child.slots ? memprofNonEmpty(child.slots, CLUSTER_SLOTS, &nslots) : NULL;
+    size_t len = memprofTransportWrite(&child.f, dbs, ndbs, child.topkeys, child.prefixes, child.depth, slots,
+                                       nslots);
+    zfree(dbs);
+    zfree(slots);
+    if (len == 0) {
+        serverLog(LL_WARNING, "Memory profile: the report does not fit its region; not sent");
+        return;
+    }
+    if (server.memory_profile_report_delay) debugDelay(server.memory_profile_report_delay);
+    if (sendChildInfoAnnounce(CHILD_INFO_TYPE_MEMORY_PROFILE, len) != C_OK) {
+        serverLog(LL_WARNING, "Child failed announcing its memory profile to the parent, exiting: %s",
+                  strerror(errno));
+        exitFromChild(1);
+    }
+}

@@ -1,0 +1,196 @@
+/*
+ * Copyright (c) Valkey Contributors
+ * All rights reserved.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+/* What the memory profiling files share among themselves (memprofile.h is
+ * what upstream files see):
+ *
+ *   memprofile_size.c       exact allocator sizes of values
+ *   memprofile_child.c      the save child's per-key accounting
+ *   memprofile_summary.c    bounded summaries: top keys, prefixes
+ *   memprofile_transport.c  the report from child to parent
+ *   memprofile.c            the parent's state: requests, publication, log
+ *   memprofile_reply.c      INFO rdb_stats, MEMORY DOCTOR, MEMORY PROFILE
+ */
+
+#ifndef __MEMPROFILE_INTERNAL_H
+#define __MEMPROFILE_INTERNAL_H
+
+#include "server.h"
+#include "memprofile.h"
+
+/* Type/encoding pairs the keyspace can hold: INFO's rdb_stats_<name>_*. */
+enum {
+    MPE_STRING_INT,
+    MPE_STRING_EMBSTR,
+    MPE_STRING_RAW,
+    MPE_LIST_LISTPACK,
+    MPE_LIST_QUICKLIST,
+    MPE_SET_INTSET,
+    MPE_SET_LISTPACK,
+    MPE_SET_HASHTABLE,
+    MPE_ZSET_LISTPACK,
+    MPE_ZSET_SKIPLIST,
+    MPE_HASH_LISTPACK,
+    MPE_HASH_HASHTABLE,
+    MPE_STREAM_STREAM,
+    MPE_MODULE,
+    MPE_COUNT
+};
+
+enum { MPT_STRING, MPT_LIST, MPT_SET, MPT_ZSET, MPT_HASH, MPT_STREAM, MPT_MODULE, MPT_TYPES };
+
+extern const char *memprofTypeNames[MPT_TYPES];
+typedef struct memprofEncodingInfo {
+    const char *name; /* Also the INFO field stem: rdb_stats_<name>_keys. */
+    const char *encoding; /* OBJECT ENCODING's name. */
+    int type;             /* MPT_* */
+} memprofEncodingInfo;
+extern const memprofEncodingInfo memprofEncodings[MPE_COUNT];
+
+/* TTL horizon at the fork: disjoint buckets. */
+enum {
+    MEMPROF_TTL_NONE,    /* No TTL. */
+    MEMPROF_TTL_EXPIRED, /* Expired already, waiting for reclaim. */
+    MEMPROF_TTL_1H,      /* (0, 1 h] */
+    MEMPROF_TTL_1D,      /* (1 h, 1 d] */
+    MEMPROF_TTL_7D,      /* (1 d, 7 d] */
+    MEMPROF_TTL_LATER,   /* Beyond 7 d. */
+    MEMPROF_TTL_BUCKETS
+};
+extern const char *memprofTtlNames[MEMPROF_TTL_BUCKETS];
+
+/* Histograms: bucket i holds the keys of at most 2^i bytes (and more than
+ * 2^(i-1)); 'le' is 2^i. */
+#define MEMPROF_HIST_BUCKETS 64
+
+/* Limits: names are cut, prefixes are not split past this length. */
+#define MEMPROF_KEY_NAME_MAX 1024
+#define MEMPROF_PREFIX_MAX 128
+#define MEMPROF_TOP_KEYS_MAX 1000
+#define MEMPROF_PREFIX_DEPTH_MAX 8
+#define MEMPROF_PREFIX_CAPACITY_MAX 65536
+
+typedef struct memprofCount {
+    unsigned long long keys;
+    unsigned long long bytes;
+} memprofCount;
+
+/* The figures of every profile. Counters are 64-bit: they would overflow
+ * only past 2^64 bytes (16 EiB) or keys, far beyond any addressable heap. */
+typedef struct memprofFigures {
+    memprofCount enc[MPE_COUNT];
+    unsigned long long kv_expire;        /* Expires tables. */
+    unsigned long long kv_hash_meta;     /* Hash field TTL metadata: none in 8.1. */
+    unsigned long long um_kvstore;       /* Keyspace tables, object headers excluded. */
+    unsigned long long um_clients;       /* Normal, pubsub and primary clients. */
+    unsigned long long sys_aof_buf;      /* AOF buffer. */
+    unsigned long long sys_repl_buf;     /* Replication buffer beyond the backlog. */
+    unsigned long long sys_repl_backlog; /* Backlog and its index. */
+    memprofCount ttl[MEMPROF_TTL_BUCKETS];
+    memprofCount hist[MPT_TYPES][MEMPROF_HIST_BUCKETS];
+} memprofFigures;
+
+typedef struct memprofTopKey {
+    sds name;                /* Cut to MEMPROF_KEY_NAME_MAX bytes. */
+    unsigned long long name_len; /* The whole name's length. */
+    int db;
+    int encoding; /* MPE_* */
+    unsigned long long bytes;
+    unsigned long long elements; /* Collection length, string length, stream entries. */
+    long long ttl_ms;            /* Left at the fork; -1 for none. */
+} memprofTopKey;
+
+typedef struct memprofPrefix {
+    sds prefix;
+    int depth;
+    unsigned long long keys;
+    unsigned long long bytes;
+    unsigned long long error_bytes; /* The true bytes lie in [bytes - error_bytes, bytes]. */
+} memprofPrefix;
+
+typedef struct memprofIndexed {
+    int index; /* A db or a cluster slot. */
+    unsigned long long keys;
+    unsigned long long bytes;
+} memprofIndexed;
+
+/* A whole profile, as the parent publishes it. Lists are sorted as replies
+ * show them. */
+typedef struct memprofProfile {
+    memprofFigures f;
+    memprofIndexed *dbs; /* Dbs with keys, ascending. */
+    size_t ndbs;
+    memprofTopKey *topkeys; /* Largest first, all types. */
+    size_t ntopkeys;
+    memprofPrefix *prefixes; /* Depth ascending, largest first within a depth. */
+    size_t nprefixes;
+    memprofIndexed *slots; /* Cluster slots with keys, largest first. */
+    size_t nslots;
+} memprofProfile;
+
+void memprofProfileFree(memprofProfile *p);
+void memprofTotals(const memprofFigures *f, unsigned long long *keys, unsigned long long *bytes);
+void memprofTypeTotals(const memprofFigures *f, memprofCount types[MPT_TYPES]);
+
+/* The published state (memprofile.c). */
+enum { MEMPROF_STATUS_NONE, MEMPROF_STATUS_OK, MEMPROF_STATUS_ERR };
+enum { MEMPROF_SOURCE_BGSAVE, MEMPROF_SOURCE_PROFILE };
+extern const char *memprofStatusNames[];
+extern const char *memprofSourceNames[];
+typedef struct memprofPublished {
+    int status;                 /* MEMPROF_STATUS_* */
+    int in_progress;            /* A profiling child runs. */
+    const memprofProfile *last; /* NULL before the first profile. */
+    int source;                 /* MEMPROF_SOURCE_* of 'last'. */
+    time_t time;                /* Unix time of the fork. */
+    long long duration_ms;      /* Fork to publication. */
+    size_t used_memory;         /* used_memory at the fork. */
+} memprofPublished;
+const memprofPublished *memprofGetPublished(void);
+
+/* Sizes (memprofile_size.c). */
+size_t memprofValueBytes(robj *o, int dbid);
+int memprofEncodingOf(robj *o);
+unsigned long long memprofElements(robj *o);
+
+/* Summaries (memprofile_summary.c): the largest keys of one type, and the
+ * heaviest prefixes of one depth, in bounded memory. */
+typedef struct memprofTopKeys memprofTopKeys;
+memprofTopKeys *memprofTopKeysCreate(size_t capacity);
+void memprofTopKeysFree(memprofTopKeys *t);
+/* Keeps the key when it is among the 'capacity' largest so far. */
+void memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes, long long ttl_ms);
+size_t memprofTopKeysCount(const memprofTopKeys *t);
+const memprofTopKey *memprofTopKeysGet(const memprofTopKeys *t, size_t i);
+
+typedef struct memprofPrefixes memprofPrefixes;
+memprofPrefixes *memprofPrefixesCreate(size_t capacity);
+void memprofPrefixesFree(memprofPrefixes *s);
+void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long bytes);
+size_t memprofPrefixesCount(const memprofPrefixes *s);
+/* Row i (any order) with its keys, bytes and error bound. */
+void memprofPrefixesGet(const memprofPrefixes *s, size_t i, const char **prefix, size_t *len,
+                        unsigned long long *keys, unsigned long long *bytes, unsigned long long *error_bytes);
+
+/* The report (memprofile_transport.c). The parent maps a shared region
+ * before the fork; the child writes the report there and announces its
+ * length on the childinfo pipe; the parent decodes and validates it after
+ * the child exited. */
+int memprofTransportPrepare(void);
+void memprofTransportRelease(void);
+/* Child: encode the profile into the shared region. Returns the length, or
+ * 0 when it does not fit. */
+size_t memprofTransportWrite(const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs,
+                             memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth,
+                             const memprofIndexed *slots, size_t nslots);
+/* Parent: decode and validate 'len' bytes of the region. NULL when invalid,
+ * with a reason in *why. */
+memprofProfile *memprofTransportRead(size_t len, const char **why);
+
+/* Replies (memprofile_reply.c). */
+void memprofLogProfile(const memprofProfile *p);
+
+#endif

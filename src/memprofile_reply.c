@@ -1,0 +1,337 @@
+/*
+ * Copyright (c) Valkey Contributors
+ * All rights reserved.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+/* What a published profile shows: the two log lines, INFO rdb_stats and the
+ * composition part of MEMORY DOCTOR. None of them names a key or a prefix:
+ * those go only to MEMORY PROFILE REPORT (memprofile_command.c), an admin
+ * command. */
+
+#include "memprofile_internal.h"
+
+/* ------------------------------------------------------------------------
+ * The two log lines (their format never changes: log parsers read them)
+ * --------------------------------------------------------------------- */
+
+void memprofLogProfile(const memprofProfile *p) {
+    const memprofFigures *f = &p->f;
+    unsigned long long keys, bytes;
+    memprofCount types[MPT_TYPES];
+    memprofTotals(f, &keys, &bytes);
+    memprofTypeTotals(f, types);
+
+    sds line = sdscatprintf(sdsempty(), "RDB object stats: total keys=%llu mem_bytes=%llu |", keys, bytes);
+    for (int t = 0; t < MPT_TYPES; t++) {
+        if (types[t].keys) line = sdscatprintf(line, " %s=%llu/%lluB", memprofTypeNames[t], types[t].keys, types[t].bytes);
+    }
+    serverLog(LL_NOTICE, "%s", line);
+    sdsfree(line);
+    serverLog(LL_NOTICE,
+              "RDB memory breakdown: kv[user=%lluB expire=%lluB hash_meta=%lluB] "
+              "user_meta[kvstore=%lluB clients=%lluB] "
+              "sys[aof_buf=%lluB repl_buf=%lluB repl_backlog=%lluB]",
+              bytes, f->kv_expire, f->kv_hash_meta, f->um_kvstore, f->um_clients, f->sys_aof_buf, f->sys_repl_buf,
+              f->sys_repl_backlog);
+}
+
+/* ------------------------------------------------------------------------
+ * INFO rdb_stats
+ * --------------------------------------------------------------------- */
+
+static const memprofFigures memprofNoFigures;
+
+sds memprofInfoString(sds info) {
+    const memprofPublished *pub = memprofGetPublished();
+    const memprofFigures *f = pub->last ? &pub->last->f : &memprofNoFigures;
+    unsigned long long keys, bytes;
+    memprofCount types[MPT_TYPES];
+    memprofTotals(f, &keys, &bytes);
+    memprofTypeTotals(f, types);
+
+    info = sdscatprintf(info,
+                        "# Rdb_stats\r\n"
+                        "rdb_stats_status:%s\r\n"
+                        "rdb_stats_source:%s\r\n"
+                        "rdb_stats_in_progress:%d\r\n"
+                        "rdb_stats_last_time:%lld\r\n"
+                        "rdb_stats_duration_ms:%lld\r\n"
+                        "rdb_stats_used_memory:%zu\r\n"
+                        "rdb_stats_keys:%llu\r\n"
+                        "rdb_stats_bytes:%llu\r\n",
+                        memprofStatusNames[pub->status], pub->last ? memprofSourceNames[pub->source] : "none",
+                        pub->in_progress, (long long)pub->time, pub->duration_ms, pub->used_memory, keys, bytes);
+    for (int t = 0; t < MPT_TYPES; t++) {
+        info = sdscatprintf(info, "rdb_stats_%s_keys:%llu\r\nrdb_stats_%s_bytes:%llu\r\n", memprofTypeNames[t],
+                            types[t].keys, memprofTypeNames[t], types[t].bytes);
+    }
+    for (int s = 0; s < MPE_COUNT; s++) {
+        if (s == MPE_MODULE) continue; /* Already listed as a type. */
+        info = sdscatprintf(info, "rdb_stats_%s_keys:%llu\r\nrdb_stats_%s_bytes:%llu\r\n", memprofEncodings[s].name,
+                            f->enc[s].keys, memprofEncodings[s].name, f->enc[s].bytes);
+    }
+    info = sdscatprintf(info,
+                        "mem_kv_user_data:%llu\r\n"
+                        "mem_kv_expiration:%llu\r\n"
+                        "mem_kv_hash_metadata:%llu\r\n"
+                        "mem_um_kvstore:%llu\r\n"
+                        "mem_um_clients_io:%llu\r\n"
+                        "mem_sys_aof_buffer:%llu\r\n"
+                        "mem_sys_repl_buffer:%llu\r\n"
+                        "mem_sys_repl_backlog:%llu\r\n",
+                        bytes, f->kv_expire, f->kv_hash_meta, f->um_kvstore, f->um_clients, f->sys_aof_buf,
+                        f->sys_repl_buf, f->sys_repl_backlog);
+    for (int i = 0; i < MEMPROF_TTL_BUCKETS; i++) {
+        info = sdscatprintf(info, "rdb_stats_ttl_%s_keys:%llu\r\nrdb_stats_ttl_%s_bytes:%llu\r\n", memprofTtlNames[i],
+                            f->ttl[i].keys, memprofTtlNames[i], f->ttl[i].bytes);
+    }
+    for (size_t i = 0; pub->last && i < pub->last->ndbs; i++) {
+        const memprofIndexed *db = &pub->last->dbs[i];
+        info = sdscatprintf(info, "rdb_stats_db%d_keys:%llu\r\nrdb_stats_db%d_bytes:%llu\r\n", db->index, db->keys,
+                            db->index, db->bytes);
+    }
+    return info;
+}
+
+/* ------------------------------------------------------------------------
+ * MEMORY DOCTOR: the composition part.
+ * --------------------------------------------------------------------- */
+
+/* Share of 'part' in 'whole', in percent. */
+static double memprofPct(unsigned long long part, unsigned long long whole) {
+    return whole ? (double)part * 100 / whole : 0;
+}
+
+static sds memprofCatBytes(sds s, unsigned long long n) {
+    char buf[64];
+    bytesToHuman(buf, sizeof(buf), n);
+    return sdscat(s, buf);
+}
+
+/* Advice on a collection type whose non-compact encoding holds most of the
+ * user data: the settings that decide the compact encoding, with their
+ * current values. */
+static sds memprofEncodingAdvice(sds s, const memprofFigures *f, unsigned long long user) {
+    static const struct {
+        int slot;
+        const char *what;
+    } big[] = {
+        {MPE_HASH_HASHTABLE, "hashes"},
+        {MPE_SET_HASHTABLE, "sets"},
+        {MPE_ZSET_SKIPLIST, "sorted sets"},
+        {MPE_LIST_QUICKLIST, "lists"},
+    };
+    for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++) {
+        int slot = big[i].slot;
+        if (!f->enc[slot].keys || memprofPct(f->enc[slot].bytes, user) < 50) continue;
+        s = sdscatprintf(s, " * %.1f%% of the user data is %s in their %s encoding (%llu keys, ",
+                         memprofPct(f->enc[slot].bytes, user), big[i].what, strchr(memprofEncodings[slot].name, '_') + 1,
+                         f->enc[slot].keys);
+        s = memprofCatBytes(s, f->enc[slot].bytes / f->enc[slot].keys);
+        s = sdscat(s, " per key on average). ");
+        switch (slot) {
+        case MPE_HASH_HASHTABLE:
+            s = sdscatprintf(s, "Hashes stay compact listpacks up to hash-max-listpack-entries (now %zu) fields "
+                                "of at most hash-max-listpack-value (now %zu) bytes",
+                             server.hash_max_listpack_entries, server.hash_max_listpack_value);
+            break;
+        case MPE_SET_HASHTABLE:
+            s = sdscatprintf(s, "Sets stay compact up to set-max-intset-entries (now %zu) integers, or "
+                                "set-max-listpack-entries (now %zu) members of at most set-max-listpack-value "
+                                "(now %zu) bytes",
+                             server.set_max_intset_entries, server.set_max_listpack_entries,
+                             server.set_max_listpack_value);
+            break;
+        case MPE_ZSET_SKIPLIST:
+            s = sdscatprintf(s, "Sorted sets stay compact listpacks up to zset-max-listpack-entries (now %zu) "
+                                "members of at most zset-max-listpack-value (now %zu) bytes",
+                             server.zset_max_listpack_entries, server.zset_max_listpack_value);
+            break;
+        case MPE_LIST_QUICKLIST:
+            s = sdscatprintf(s, "Lists are sized by list-max-listpack-size (now %d)", server.list_max_listpack_size);
+            if (server.list_compress_depth == 0) s = sdscat(s, "; list-compress-depth is 0, so no node is compressed");
+            break;
+        }
+        s = sdscat(s, ": if most keys are only a little over these limits, raising them saves memory "
+                      "(at some CPU cost on large collections).\n");
+    }
+    return s;
+}
+
+/* Advice on overhead that is large next to the user data: above 1 MB and
+ * above a share of the user data. */
+static sds memprofOverheadAdvice(sds s, const memprofFigures *f, unsigned long long user) {
+    const struct {
+        unsigned long long bytes;
+        double min_pct;
+        const char *what;   /* The subject of the sentence. */
+        const char *advice; /* What to do about it. */
+    } checks[] = {
+        {f->sys_repl_backlog, 10, "The replication backlog is",
+         "a smaller repl-backlog-size is enough if replicas reconnect quickly."},
+        {f->sys_repl_buf, 10, "Replication buffers are",
+         "a replica is slow or far behind. See INFO replication and client-output-buffer-limit replica."},
+        {f->um_clients, 10, "Client buffers are",
+         "CLIENT LIST shows the clients with large qbuf or omem; client-output-buffer-limit and "
+         "maxmemory-clients bound them."},
+        {f->sys_aof_buf, 10, "The AOF buffer is", "the disk does not keep up with the writes."},
+        {f->kv_expire, 20, "The expires tables are",
+         "many small keys carry a TTL. Grouping small values into hashes, or fewer TTLs, reduces this."},
+        {f->um_kvstore, 25, "The keyspace tables are",
+         "the keys are many and small. Grouping small values into hashes reduces the per-key overhead."},
+    };
+    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+        double pct = memprofPct(checks[i].bytes, user);
+        if (checks[i].bytes <= 1024 * 1024 || pct < checks[i].min_pct) continue;
+        s = sdscatprintf(s, " * %s %.1f%% of the user data: %s\n", checks[i].what, pct, checks[i].advice);
+    }
+    return s;
+}
+
+/* What the deep profile says, without naming any key or prefix (MEMORY
+ * DOCTOR is not an admin command; MEMORY PROFILE REPORT is). */
+static sds memprofDeepAdvice(sds s, const memprofProfile *p, unsigned long long user) {
+    if (p->ntopkeys && memprofPct(p->topkeys[0].bytes, user) > 10) {
+        s = sdscatprintf(s, " * One key holds %.1f%% of the user data (a %s of ", memprofPct(p->topkeys[0].bytes, user),
+                         memprofTypeNames[memprofEncodings[p->topkeys[0].encoding].type]);
+        s = memprofCatBytes(s, p->topkeys[0].bytes);
+        s = sdscat(s, "): a big key is slow to delete, migrate and replicate; UNLINK frees it in the background.\n");
+    }
+    for (size_t i = 0; i < p->nprefixes; i++) {
+        const memprofPrefix *x = &p->prefixes[i];
+        if (x->depth != 1) continue;
+        /* The first row of depth 1 is its largest. */
+        if (memprofPct(x->bytes - x->error_bytes, user) > 50) {
+            s = sdscatprintf(s, " * %s holds %.1f%% of the user data (%llu keys).\n",
+                             sdslen(x->prefix) ? "One first-level key prefix" : "Keys without a delimiter",
+                             memprofPct(x->bytes - x->error_bytes, user), x->keys);
+        }
+        break;
+    }
+    const memprofCount *ttl = p->f.ttl;
+    unsigned long long day = ttl[MEMPROF_TTL_EXPIRED].bytes + ttl[MEMPROF_TTL_1H].bytes + ttl[MEMPROF_TTL_1D].bytes;
+    unsigned long long day_keys = ttl[MEMPROF_TTL_EXPIRED].keys + ttl[MEMPROF_TTL_1H].keys + ttl[MEMPROF_TTL_1D].keys;
+    if (day_keys) {
+        s = sdscat(s, " * ");
+        s = memprofCatBytes(s, day);
+        s = sdscatprintf(s, " (%.1f%% of the user data, %llu keys) expires within a day of the profile", memprofPct(day, user),
+                         day_keys);
+        if (ttl[MEMPROF_TTL_EXPIRED].keys) {
+            s = sdscat(s, "; ");
+            s = memprofCatBytes(s, ttl[MEMPROF_TTL_EXPIRED].bytes);
+            s = sdscatprintf(s, " (%llu keys) had expired already and waited for reclaim",
+                             ttl[MEMPROF_TTL_EXPIRED].keys);
+        }
+        s = sdscat(s, ".\n");
+    }
+    return s;
+}
+
+sds memprofDoctorReport(sds report) {
+    const memprofPublished *pub = memprofGetPublished();
+    report = sdscat(report, "\nMemory composition (BGSAVE STAT_MEMORY):\n");
+    if (pub->status == MEMPROF_STATUS_NONE) {
+        return sdscat(report, " * No profile yet. Run BGSAVE STAT_MEMORY (or set rdb-save-stat-memory yes) to "
+                              "take one: the save child measures every key without slowing the server, and the "
+                              "result appears here, in INFO rdb_stats and in the log.\n");
+    }
+    if (pub->status == MEMPROF_STATUS_ERR) {
+        report = sdscat(report, " * The last profiling save failed or was stopped; ");
+        if (!pub->last) return sdscat(report, "there is no earlier profile. Run BGSAVE STAT_MEMORY again.\n");
+        report = sdscat(report, "the figures below are from the one before it.\n");
+    }
+    if (pub->in_progress) report = sdscat(report, " * A profiling save is running now.\n");
+
+    const memprofFigures *f = &pub->last->f;
+    unsigned long long keys, user;
+    memprofCount types[MPT_TYPES];
+    memprofTotals(f, &keys, &user);
+    memprofTypeTotals(f, types);
+    long long age = (long long)(time(NULL) - pub->time);
+    report = sdscatprintf(report, " * Profile taken %lld seconds ago (the save took %lld ms): %llu keys, ", age,
+                          pub->duration_ms, keys);
+    report = memprofCatBytes(report, user);
+    report = sdscat(report, " of user data.\n");
+
+    /* Types by share of the user data, largest first. */
+    int order[MPT_TYPES];
+    for (int t = 0; t < MPT_TYPES; t++) order[t] = t;
+    for (int i = 1; i < MPT_TYPES; i++) {
+        for (int j = i; j > 0 && types[order[j]].bytes > types[order[j - 1]].bytes; j--) {
+            int tmp = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = tmp;
+        }
+    }
+    report = sdscat(report, " * User data by type:");
+    for (int i = 0; i < MPT_TYPES; i++) {
+        int t = order[i];
+        if (!types[t].keys) continue;
+        report = sdscatprintf(report, " %s %.1f%% (%llu keys)", memprofTypeNames[t],
+                              memprofPct(types[t].bytes, user), types[t].keys);
+    }
+    report = sdscat(report, "\n");
+
+    /* The breakdown's largest categories. */
+    struct {
+        const char *name;
+        unsigned long long bytes;
+    } cat[] = {
+        {"user data", user},
+        {"expires tables", f->kv_expire},
+        {"keyspace tables", f->um_kvstore},
+        {"client buffers", f->um_clients},
+        {"AOF buffer", f->sys_aof_buf},
+        {"replication buffers", f->sys_repl_buf},
+        {"replication backlog", f->sys_repl_backlog},
+    };
+    int ncat = sizeof(cat) / sizeof(cat[0]);
+    unsigned long long explained = f->kv_hash_meta;
+    for (int i = 0; i < ncat; i++) explained += cat[i].bytes;
+    report = sdscat(report, " * Largest categories:");
+    for (int shown = 0; shown < 3; shown++) {
+        int best = -1;
+        for (int i = 0; i < ncat; i++) {
+            if (cat[i].bytes && (best == -1 || cat[i].bytes > cat[best].bytes)) best = i;
+        }
+        if (best == -1) break;
+        report = sdscatprintf(report, "%s %s ", shown ? "," : "", cat[best].name);
+        report = memprofCatBytes(report, cat[best].bytes);
+        cat[best].bytes = 0;
+    }
+    report = sdscat(report, "\n");
+
+    size_t startup = server.initial_memory_usage;
+    size_t net = pub->used_memory > startup ? pub->used_memory - startup : 0;
+    report = sdscatprintf(report,
+                          " * The profile explains %.1f%% of used_memory at the fork beyond the startup "
+                          "memory (",
+                          memprofPct(explained, net));
+    report = memprofCatBytes(report, explained);
+    report = sdscat(report, " of ");
+    report = memprofCatBytes(report, net);
+    report = sdscat(report, ").\n");
+
+    sds advice = memprofDeepAdvice(sdsempty(), pub->last, user);
+    advice = memprofEncodingAdvice(advice, f, user);
+    advice = memprofOverheadAdvice(advice, f, user);
+    if (net && memprofPct(explained, net) < 90) {
+        advice = sdscat(advice, " * More than 10% of used_memory is outside the profile: Lua and function "
+                                "caches, module allocations, cluster links or memory freed since the fork. "
+                                "MEMORY STATS shows the first ones.\n");
+    }
+    if (age > 3600) {
+        advice = sdscatprintf(advice, " * The profile is %lld hours old: run BGSAVE STAT_MEMORY for a fresh one.\n",
+                              age / 3600);
+    }
+    if (sdslen(advice)) {
+        report = sdscat(report, "\nComposition advice:\n");
+        report = sdscatsds(report, advice);
+    } else {
+        report = sdscat(report, " * Nothing in the composition calls for attention.\n");
+    }
+    sdsfree(advice);
+    return sdscat(report, " * MEMORY PROFILE REPORT lists this profile's largest keys and prefixes, its TTL horizon, "
+                          "dbs and size histograms.\n");
+}

@@ -1,0 +1,180 @@
+/*
+ * Copyright (c) Valkey Contributors
+ * All rights reserved.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+/* Exact sizes: the allocator's usable size of every allocation a value owns.
+ *
+ * Asking the allocator for a pointer's size costs a lookup in its page map,
+ * a cache miss per allocation on a large heap. Where the size is known
+ * otherwise, it is computed instead: from an sds header that records its
+ * allocation, or, with jemalloc, as the size class of the request the
+ * allocation was made with (je_nallocx(), arithmetic only). The tests check
+ * every encoding against the allocator's own accounting. */
+
+#include "memprofile_internal.h"
+#include "module.h"
+
+/* The usable size of 'ptr', allocated with a request of 'request' bytes. */
+static inline size_t memprofClassSize(void *ptr, size_t request) {
+#if defined(USE_JEMALLOC)
+    UNUSED(ptr);
+    return je_nallocx(request, 0);
+#else
+    UNUSED(request);
+    return zmalloc_size(ptr);
+#endif
+}
+
+/* An element's sds: set members, skiplist elements, consumer names. Type 5
+ * headers do not record the allocation; elements are made by sdsnewlen()
+ * with a request of header + length + terminator and never shortened in
+ * place, so the request gives the size. */
+size_t memprofSdsBytes(sds s) {
+    if (sdsType(s) == SDS_TYPE_5) return memprofClassSize(sdsAllocPtr(s), sdslen(s) + 2);
+    return sdsAllocSize(s);
+}
+
+/* A string value's sds. A type 5 value may have been shortened in place
+ * (a module's StringTruncate keeps the allocation of a type 5 sds), so its
+ * length says nothing of its allocation: ask the allocator. */
+static size_t memprofStringValueBytes(sds s) {
+    if (sdsType(s) == SDS_TYPE_5) return zmalloc_size(sdsAllocPtr(s));
+    return sdsAllocSize(s);
+}
+
+size_t memprofZslNodeBytes(zskiplistNode *zn) {
+    /* The height of a node is kept in its level 0 span (see server.h). */
+    size_t request = sizeof(*zn) + zn->level[0].span * sizeof(struct zskiplistLevel);
+    return memprofClassSize(zn, request) + memprofSdsBytes(zn->ele);
+}
+
+/* The object header: one allocation holding the header, the expire, the
+ * embedded key and, for EMBSTR, the value. Keyspace objects are allocated
+ * with exactly the request computed here; an EMBSTR value's sds records the
+ * rest of the allocation, up to its end. */
+static size_t memprofHeaderBytes(robj *o) {
+    if (o->type == OBJ_STRING && o->encoding == OBJ_ENCODING_EMBSTR) {
+        return (size_t)((char *)o->ptr - (char *)o) + sdsalloc(o->ptr) + 1;
+    }
+    size_t request = sizeof(robj);
+    if (o->hasexpire) request += sizeof(long long);
+    if (o->hasembkey) {
+        sds key = objectGetKey(o);
+        request += 1 + sdsHdrSize(sdsType(key)) + sdslen(key) + 1;
+    }
+    return memprofClassSize(o, request);
+}
+
+/* The table struct (with its metadata), the bucket tables and the chained
+ * buckets. Bucket tables are power-of-two multiples of the bucket size, which
+ * are allocator size classes, so the count times the size is exact. */
+static size_t memprofHashtableBytes(hashtable *ht) {
+    size_t buckets = hashtableBuckets(ht) + hashtableChainedBuckets(ht, 0) + hashtableChainedBuckets(ht, 1);
+    return zmalloc_size(ht) + buckets * HASHTABLE_BUCKET_SIZE;
+}
+
+static size_t memprofQuicklistBytes(quicklist *ql) {
+    size_t bytes = zmalloc_size(ql);
+    for (quicklistNode *node = ql->head; node; node = node->next) {
+        /* A compressed node's entry is its quicklistLZF allocation. */
+        bytes += zmalloc_size(node) + zmalloc_size(node->entry);
+    }
+    return bytes;
+}
+
+/* The skiplist's structures; its nodes are sized by the save loop. */
+static size_t memprofZsetBytes(zset *zs) {
+    return zmalloc_size(zs) + memprofHashtableBytes(zs->ht) + zmalloc_size(zs->zsl) + zmalloc_size(zs->zsl->header);
+}
+
+static size_t memprofStreamBytes(stream *s) {
+    size_t bytes = zmalloc_size(s) + raxAllocSize(s->rax);
+    raxIterator ri;
+    raxStart(&ri, s->rax);
+    raxSeek(&ri, "^", NULL, 0);
+    while (raxNext(&ri)) bytes += zmalloc_size(ri.data);
+    raxStop(&ri);
+    if (!s->cgroups) return bytes;
+
+    bytes += raxAllocSize(s->cgroups);
+    raxStart(&ri, s->cgroups);
+    raxSeek(&ri, "^", NULL, 0);
+    while (raxNext(&ri)) {
+        streamCG *cg = ri.data;
+        bytes += zmalloc_size(cg) + raxAllocSize(cg->pel) + raxAllocSize(cg->consumers);
+        raxIterator it;
+        /* NACKs are shared by the group PEL and the consumer PELs: count
+         * them once, here. */
+        raxStart(&it, cg->pel);
+        raxSeek(&it, "^", NULL, 0);
+        while (raxNext(&it)) bytes += zmalloc_size(it.data);
+        raxStop(&it);
+        raxStart(&it, cg->consumers);
+        raxSeek(&it, "^", NULL, 0);
+        while (raxNext(&it)) {
+            streamConsumer *c = it.data;
+            bytes += zmalloc_size(c) + memprofSdsBytes(c->name) + raxAllocSize(c->pel);
+        }
+        raxStop(&it);
+    }
+    raxStop(&ri);
+    return bytes;
+}
+
+/* Everything a value owns but the elements rdbSaveObject()'s loops size
+ * (set elements of the hashtable encoding, skiplist nodes, hash entries of
+ * the hashtable encoding). Module values report through mem_usage. */
+size_t memprofValueBytes(robj *o, int dbid) {
+    size_t bytes = memprofHeaderBytes(o);
+    if (o->type == OBJ_MODULE) {
+        robj keyobj;
+        initStaticStringObject(keyobj, objectGetKey(o));
+        return bytes + zmalloc_size(o->ptr) + moduleGetMemUsage(&keyobj, o, 0, dbid);
+    }
+    switch (o->encoding) {
+    case OBJ_ENCODING_INT:
+    case OBJ_ENCODING_EMBSTR: return bytes; /* All in the header. */
+    case OBJ_ENCODING_RAW: return bytes + memprofStringValueBytes(o->ptr);
+    case OBJ_ENCODING_LISTPACK:
+    case OBJ_ENCODING_INTSET: return bytes + zmalloc_size(o->ptr);
+    case OBJ_ENCODING_QUICKLIST: return bytes + memprofQuicklistBytes(o->ptr);
+    case OBJ_ENCODING_HASHTABLE: return bytes + memprofHashtableBytes(o->ptr);
+    case OBJ_ENCODING_SKIPLIST: return bytes + memprofZsetBytes(o->ptr);
+    case OBJ_ENCODING_STREAM: return bytes + memprofStreamBytes(o->ptr);
+    default: return bytes;
+    }
+}
+
+int memprofEncodingOf(robj *o) {
+    switch (o->type) {
+    case OBJ_STRING:
+        return o->encoding == OBJ_ENCODING_INT      ? MPE_STRING_INT
+               : o->encoding == OBJ_ENCODING_EMBSTR ? MPE_STRING_EMBSTR
+                                                    : MPE_STRING_RAW;
+    case OBJ_LIST: return o->encoding == OBJ_ENCODING_QUICKLIST ? MPE_LIST_QUICKLIST : MPE_LIST_LISTPACK;
+    case OBJ_SET:
+        return o->encoding == OBJ_ENCODING_INTSET     ? MPE_SET_INTSET
+               : o->encoding == OBJ_ENCODING_LISTPACK ? MPE_SET_LISTPACK
+                                                      : MPE_SET_HASHTABLE;
+    case OBJ_ZSET: return o->encoding == OBJ_ENCODING_SKIPLIST ? MPE_ZSET_SKIPLIST : MPE_ZSET_LISTPACK;
+    case OBJ_HASH: return o->encoding == OBJ_ENCODING_HASHTABLE ? MPE_HASH_HASHTABLE : MPE_HASH_LISTPACK;
+    case OBJ_STREAM: return MPE_STREAM_STREAM;
+    default: return MPE_MODULE;
+    }
+}
+
+/* The element count a report shows: a collection's length, a string's
+ * length, a stream's entries. O(1) for every encoding. */
+unsigned long long memprofElements(robj *o) {
+    switch (o->type) {
+    case OBJ_STRING: return stringObjectLen(o);
+    case OBJ_LIST: return listTypeLength(o);
+    case OBJ_SET: return setTypeSize(o);
+    case OBJ_ZSET: return zsetLength(o);
+    case OBJ_HASH: return hashTypeLength(o);
+    case OBJ_STREAM: return ((stream *)o->ptr)->length;
+    default: return 0;
+    }
+}

@@ -1,0 +1,269 @@
+/*
+ * Copyright (c) Valkey Contributors
+ * All rights reserved.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+/* Bounded summaries the save child keeps while it walks the keyspace.
+ *
+ * Top keys: the 'capacity' largest keys of one type, in a min-heap by
+ * bytes, so that a key smaller than the smallest kept one costs one
+ * comparison.
+ *
+ * Prefixes: the heaviest prefixes of one depth by bytes, with the
+ * Space-Saving algorithm (Metwally, Agrawal, El Abbadi, 2005) weighted by
+ * bytes. Up to 'capacity' prefixes are counted exactly. Past that, a prefix
+ * not in the table takes the place of the lightest one and inherits its
+ * figures: its bytes then overestimate the truth by at most that lightest
+ * figure, which the row keeps as error_bytes. Every prefix whose true bytes
+ * exceed total/capacity is guaranteed to be in the table. Summaries of
+ * several nodes merge by adding rows (and their error bounds).
+ *
+ * The prefix table is an open-addressing index (linear probing, deletion by
+ * backward shift) over a fixed array of entries, plus a min-heap of those
+ * entries by bytes: a lookup, an increase and an eviction are O(1), O(log
+ * capacity) and O(log capacity), with no allocation after the table is
+ * full. */
+
+#include "memprofile_internal.h"
+
+/* ------------------------------------------------------------------------
+ * Top keys
+ * --------------------------------------------------------------------- */
+
+struct memprofTopKeys {
+    size_t capacity, count;
+    memprofTopKey *heap; /* Min-heap by bytes. */
+};
+
+memprofTopKeys *memprofTopKeysCreate(size_t capacity) {
+    memprofTopKeys *t = zcalloc(sizeof(*t));
+    t->capacity = capacity;
+    t->heap = capacity ? zcalloc(sizeof(memprofTopKey) * capacity) : NULL;
+    return t;
+}
+
+void memprofTopKeysFree(memprofTopKeys *t) {
+    if (!t) return;
+    for (size_t i = 0; i < t->count; i++) sdsfree(t->heap[i].name);
+    zfree(t->heap);
+    zfree(t);
+}
+
+static void topKeysSiftDown(memprofTopKeys *t, size_t i) {
+    memprofTopKey *h = t->heap;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < t->count && h[l].bytes < h[m].bytes) m = l;
+        if (r < t->count && h[r].bytes < h[m].bytes) m = r;
+        if (m == i) return;
+        memprofTopKey tmp = h[i];
+        h[i] = h[m];
+        h[m] = tmp;
+        i = m;
+    }
+}
+
+static void topKeysSiftUp(memprofTopKeys *t, size_t i) {
+    memprofTopKey *h = t->heap;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h[p].bytes <= h[i].bytes) return;
+        memprofTopKey tmp = h[i];
+        h[i] = h[p];
+        h[p] = tmp;
+        i = p;
+    }
+}
+
+void memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes, long long ttl_ms) {
+    int grow = t->count < t->capacity;
+    if (!grow && (t->capacity == 0 || bytes <= t->heap[0].bytes)) return;
+    /* A new slot at the end, or the smallest key's place at the root. */
+    memprofTopKey *k = grow ? &t->heap[t->count++] : &t->heap[0];
+    sds name = objectGetKey(o);
+    size_t len = sdslen(name);
+    if (grow) k->name = sdsempty();
+    k->name = sdscpylen(k->name, name, len < MEMPROF_KEY_NAME_MAX ? len : MEMPROF_KEY_NAME_MAX);
+    k->name_len = len;
+    k->db = db;
+    k->encoding = encoding;
+    k->bytes = bytes;
+    k->elements = memprofElements(o);
+    k->ttl_ms = ttl_ms;
+    if (grow)
+        topKeysSiftUp(t, t->count - 1);
+    else
+        topKeysSiftDown(t, 0);
+}
+
+size_t memprofTopKeysCount(const memprofTopKeys *t) {
+    return t->count;
+}
+
+const memprofTopKey *memprofTopKeysGet(const memprofTopKeys *t, size_t i) {
+    return &t->heap[i];
+}
+
+/* ------------------------------------------------------------------------
+ * Prefixes: Space-Saving
+ * --------------------------------------------------------------------- */
+
+typedef struct prefixEntry {
+    uint64_t hash;
+    sds name;
+    unsigned long long keys, bytes, error_bytes;
+    uint32_t heap_pos;
+} prefixEntry;
+
+#define PREFIX_EMPTY UINT32_MAX
+
+struct memprofPrefixes {
+    size_t capacity, count;
+    prefixEntry *entries;
+    uint32_t *heap;  /* Entry indexes, min-heap by bytes. */
+    uint32_t *index; /* Open addressing: entry index or PREFIX_EMPTY. */
+    size_t index_mask;
+};
+
+memprofPrefixes *memprofPrefixesCreate(size_t capacity) {
+    memprofPrefixes *s = zcalloc(sizeof(*s));
+    if (capacity == 0) capacity = 1;
+    size_t slots = 2;
+    while (slots < capacity * 2) slots <<= 1;
+    s->capacity = capacity;
+    s->entries = zcalloc(sizeof(prefixEntry) * capacity);
+    s->heap = zmalloc(sizeof(uint32_t) * capacity);
+    s->index = zmalloc(sizeof(uint32_t) * slots);
+    memset(s->index, 0xff, sizeof(uint32_t) * slots);
+    s->index_mask = slots - 1;
+    return s;
+}
+
+void memprofPrefixesFree(memprofPrefixes *s) {
+    if (!s) return;
+    for (size_t i = 0; i < s->count; i++) sdsfree(s->entries[i].name);
+    zfree(s->entries);
+    zfree(s->heap);
+    zfree(s->index);
+    zfree(s);
+}
+
+/* Spread the hash's entropy into the low bits the index uses. */
+static inline size_t prefixHome(const memprofPrefixes *s, uint64_t hash) {
+    hash ^= hash >> 33;
+    hash *= 0xff51afd7ed558ccdULL;
+    hash ^= hash >> 33;
+    return hash & s->index_mask;
+}
+
+static void prefixHeapSwap(memprofPrefixes *s, size_t a, size_t b) {
+    uint32_t ea = s->heap[a], eb = s->heap[b];
+    s->heap[a] = eb;
+    s->heap[b] = ea;
+    s->entries[eb].heap_pos = a;
+    s->entries[ea].heap_pos = b;
+}
+
+static void prefixSiftDown(memprofPrefixes *s, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->count && s->entries[s->heap[l]].bytes < s->entries[s->heap[m]].bytes) m = l;
+        if (r < s->count && s->entries[s->heap[r]].bytes < s->entries[s->heap[m]].bytes) m = r;
+        if (m == i) return;
+        prefixHeapSwap(s, i, m);
+        i = m;
+    }
+}
+
+static void prefixSiftUp(memprofPrefixes *s, size_t i) {
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (s->entries[s->heap[p]].bytes <= s->entries[s->heap[i]].bytes) return;
+        prefixHeapSwap(s, i, p);
+        i = p;
+    }
+}
+
+/* The index slot holding the entry for this prefix, or the empty slot where
+ * it would go. */
+static size_t prefixFind(const memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash) {
+    size_t i = prefixHome(s, hash);
+    for (;;) {
+        uint32_t e = s->index[i];
+        if (e == PREFIX_EMPTY) return i;
+        const prefixEntry *pe = &s->entries[e];
+        if (pe->hash == hash && sdslen(pe->name) == len && memcmp(pe->name, prefix, len) == 0) return i;
+        i = (i + 1) & s->index_mask;
+    }
+}
+
+/* Remove index slot i, shifting back the entries of the probe run after it
+ * so that every lookup still finds them. */
+static void prefixIndexDelete(memprofPrefixes *s, size_t i) {
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & s->index_mask;
+        uint32_t e = s->index[j];
+        if (e == PREFIX_EMPTY) break;
+        size_t home = prefixHome(s, s->entries[e].hash);
+        /* Move e into the hole when its home is not in (i, j]. */
+        int between = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+        if (!between) {
+            s->index[i] = e;
+            i = j;
+        }
+    }
+    s->index[i] = PREFIX_EMPTY;
+}
+
+void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long bytes) {
+    size_t slot = prefixFind(s, prefix, len, hash);
+    uint32_t e = s->index[slot];
+    if (e != PREFIX_EMPTY) {
+        prefixEntry *pe = &s->entries[e];
+        pe->keys++;
+        pe->bytes += bytes;
+        prefixSiftDown(s, pe->heap_pos);
+        return;
+    }
+    if (s->count < s->capacity) {
+        e = s->count++;
+        prefixEntry *pe = &s->entries[e];
+        pe->hash = hash;
+        pe->name = sdsnewlen(prefix, len);
+        pe->keys = 1;
+        pe->bytes = bytes;
+        pe->error_bytes = 0;
+        pe->heap_pos = e;
+        s->heap[e] = e;
+        s->index[slot] = e;
+        prefixSiftUp(s, e);
+        return;
+    }
+    /* Full: the lightest entry gives its place and its figures. */
+    e = s->heap[0];
+    prefixEntry *pe = &s->entries[e];
+    prefixIndexDelete(s, prefixFind(s, pe->name, sdslen(pe->name), pe->hash));
+    pe->hash = hash;
+    pe->name = sdscpylen(pe->name, prefix, len);
+    pe->error_bytes = pe->bytes;
+    pe->keys++;
+    pe->bytes += bytes;
+    s->index[prefixFind(s, prefix, len, hash)] = e;
+    prefixSiftDown(s, 0);
+}
+
+size_t memprofPrefixesCount(const memprofPrefixes *s) {
+    return s->count;
+}
+
+void memprofPrefixesGet(const memprofPrefixes *s, size_t i, const char **prefix, size_t *len,
+                        unsigned long long *keys, unsigned long long *bytes, unsigned long long *error_bytes) {
+    const prefixEntry *pe = &s->entries[i];
+    *prefix = pe->name;
+    *len = sdslen(pe->name);
+    *keys = pe->keys;
+    *bytes = pe->bytes;
+    *error_bytes = pe->error_bytes;
+}

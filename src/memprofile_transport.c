@@ -1,0 +1,370 @@
+/*
+ * Copyright (c) Valkey Contributors
+ * All rights reserved.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+/* The report from the save child to the parent.
+ *
+ * A deep profile holds up to megabytes (top keys with names of up to 1 KB,
+ * thousands of prefixes, 16384 slots): more than the childinfo pipe holds,
+ * and the parent drains that pipe only once a second while a child runs.
+ * So the parent maps a shared anonymous region just before the fork, sized
+ * to the largest report the current configs allow (pages never written cost
+ * nothing); the child writes the report there and announces its length with
+ * one childinfo record; the parent decodes it after reaping the child, and
+ * unmaps the region whatever the outcome.
+ *
+ * The report is binary (key names hold any byte), versioned and checked:
+ *
+ *   header   magic "MEMPROF\0", version, sizeof(memprofFigures), body length,
+ *            CRC-64 of the body, and the count of each list
+ *   body     memprofFigures, then the dbs, top keys, prefixes and slots as
+ *            fixed-size records, each name followed by its bytes
+ *
+ * The parent trusts nothing in it: every length and count is bounded by the
+ * region and the limits of the configs, every index (db, slot, encoding,
+ * depth) is range-checked, and the totals must agree with each other. A
+ * report that fails any check is not published. */
+
+#include "memprofile_internal.h"
+#include "cluster.h"
+#include "crc64.h"
+
+#include <sys/mman.h>
+
+#define MEMPROF_MAGIC "MEMPROF"
+#define MEMPROF_VERSION 2
+
+typedef struct reportHeader {
+    char magic[8];
+    uint32_t version;
+    uint32_t figures_size;
+    uint64_t body_len;
+    uint64_t checksum;
+    uint32_t ndbs, ntopkeys, nprefixes, nslots;
+} reportHeader;
+
+typedef struct indexedRecord {
+    uint32_t index;
+    uint64_t keys, bytes;
+} __attribute__((packed)) indexedRecord;
+
+typedef struct topKeyRecord {
+    uint32_t name_len; /* Bytes of the name that follow. */
+    uint64_t full_len;
+    uint32_t db, encoding;
+    uint64_t bytes, elements;
+    int64_t ttl_ms;
+} __attribute__((packed)) topKeyRecord;
+
+typedef struct prefixRecord {
+    uint32_t len; /* Bytes of the prefix that follow. */
+    uint32_t depth;
+    uint64_t keys, bytes, error_bytes;
+} __attribute__((packed)) prefixRecord;
+
+static struct {
+    char *base;
+    size_t size;
+} region;
+
+/* The largest report the current configs allow. */
+static size_t memprofReportBound(void) {
+    size_t bound = sizeof(reportHeader) + sizeof(memprofFigures);
+    bound += (size_t)server.dbnum * sizeof(indexedRecord);
+    bound += (size_t)MPT_TYPES * server.memory_profile_top_keys * (sizeof(topKeyRecord) + MEMPROF_KEY_NAME_MAX);
+    bound += (size_t)server.memory_profile_prefix_depth * server.memory_profile_prefix_capacity *
+             (sizeof(prefixRecord) + MEMPROF_PREFIX_MAX);
+    bound += (size_t)CLUSTER_SLOTS * sizeof(indexedRecord);
+    return bound;
+}
+
+void memprofTransportRelease(void) {
+    if (region.base) munmap(region.base, region.size);
+    region.base = NULL;
+    region.size = 0;
+}
+
+int memprofTransportPrepare(void) {
+    memprofTransportRelease();
+    size_t size = memprofReportBound();
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        serverLog(LL_WARNING, "Memory profile: cannot map %zu bytes for the report: %s", size, strerror(errno));
+        return C_ERR;
+    }
+    region.base = p;
+    region.size = size;
+    return C_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Child: encoding
+ * --------------------------------------------------------------------- */
+
+typedef struct writer {
+    char *p, *end;
+    int overflow;
+} writer;
+
+static void put(writer *w, const void *src, size_t len) {
+    if (w->overflow || (size_t)(w->end - w->p) < len) {
+        w->overflow = 1;
+        return;
+    }
+    memcpy(w->p, src, len);
+    w->p += len;
+}
+
+static int cmpIndexedBytesDesc(const void *a, const void *b) {
+    const memprofIndexed *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+    return x->index - y->index;
+}
+
+static int cmpTopKeys(const void *a, const void *b) {
+    const memprofTopKey *x = *(const memprofTopKey *const *)a, *y = *(const memprofTopKey *const *)b;
+    if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+    return 0;
+}
+
+typedef struct prefixRef {
+    const memprofPrefixes *s;
+    size_t i;
+    unsigned long long bytes;
+} prefixRef;
+
+static int cmpPrefixRefs(const void *a, const void *b) {
+    const prefixRef *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+    return 0;
+}
+
+size_t memprofTransportWrite(const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs,
+                             memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth,
+                             const memprofIndexed *slots, size_t nslots) {
+    if (!region.base) return 0;
+    writer w = {region.base + sizeof(reportHeader), region.base + region.size, 0};
+    reportHeader h = {.version = MEMPROF_VERSION, .figures_size = sizeof(memprofFigures)};
+    memcpy(h.magic, MEMPROF_MAGIC, sizeof(MEMPROF_MAGIC));
+
+    put(&w, f, sizeof(*f));
+
+    for (size_t i = 0; i < ndbs; i++) {
+        indexedRecord r = {dbs[i].index, dbs[i].keys, dbs[i].bytes};
+        put(&w, &r, sizeof(r));
+    }
+    h.ndbs = ndbs;
+
+    /* Top keys: all types merged, largest first. */
+    size_t n = 0;
+    for (int t = 0; t < MPT_TYPES; t++) n += memprofTopKeysCount(topkeys[t]);
+    const memprofTopKey **keys = zmalloc(sizeof(*keys) * (n ? n : 1));
+    n = 0;
+    for (int t = 0; t < MPT_TYPES; t++) {
+        for (size_t i = 0; i < memprofTopKeysCount(topkeys[t]); i++) keys[n++] = memprofTopKeysGet(topkeys[t], i);
+    }
+    qsort(keys, n, sizeof(*keys), cmpTopKeys);
+    for (size_t i = 0; i < n; i++) {
+        const memprofTopKey *k = keys[i];
+        topKeyRecord r = {sdslen(k->name), k->name_len, k->db, k->encoding, k->bytes, k->elements, k->ttl_ms};
+        put(&w, &r, sizeof(r));
+        put(&w, k->name, sdslen(k->name));
+    }
+    zfree(keys);
+    h.ntopkeys = n;
+
+    /* Prefixes: depth ascending, largest first within a depth. */
+    h.nprefixes = 0;
+    for (int d = 0; d < depth; d++) {
+        size_t count = memprofPrefixesCount(prefixes[d]);
+        prefixRef *refs = zmalloc(sizeof(*refs) * (count ? count : 1));
+        for (size_t i = 0; i < count; i++) {
+            const char *name;
+            size_t len;
+            unsigned long long k, b, e;
+            memprofPrefixesGet(prefixes[d], i, &name, &len, &k, &b, &e);
+            refs[i] = (prefixRef){prefixes[d], i, b};
+        }
+        qsort(refs, count, sizeof(*refs), cmpPrefixRefs);
+        for (size_t i = 0; i < count; i++) {
+            const char *name;
+            size_t len;
+            unsigned long long k, b, e;
+            memprofPrefixesGet(refs[i].s, refs[i].i, &name, &len, &k, &b, &e);
+            prefixRecord r = {len, d + 1, k, b, e};
+            put(&w, &r, sizeof(r));
+            put(&w, name, len);
+        }
+        h.nprefixes += count;
+        zfree(refs);
+    }
+
+    memprofIndexed *sorted = zmalloc(sizeof(*sorted) * (nslots ? nslots : 1));
+    memcpy(sorted, slots, sizeof(*sorted) * nslots);
+    qsort(sorted, nslots, sizeof(*sorted), cmpIndexedBytesDesc);
+    for (size_t i = 0; i < nslots; i++) {
+        indexedRecord r = {sorted[i].index, sorted[i].keys, sorted[i].bytes};
+        put(&w, &r, sizeof(r));
+    }
+    zfree(sorted);
+    h.nslots = nslots;
+
+    if (w.overflow) return 0;
+    h.body_len = w.p - (region.base + sizeof(reportHeader));
+    h.checksum = crc64(0, (unsigned char *)region.base + sizeof(reportHeader), h.body_len);
+    memcpy(region.base, &h, sizeof(h));
+    return sizeof(reportHeader) + h.body_len;
+}
+
+/* ------------------------------------------------------------------------
+ * Parent: decoding and validation
+ * --------------------------------------------------------------------- */
+
+typedef struct reader {
+    const char *p, *end;
+} reader;
+
+static int get(reader *r, void *dst, size_t len) {
+    if ((size_t)(r->end - r->p) < len) return 0;
+    memcpy(dst, r->p, len);
+    r->p += len;
+    return 1;
+}
+
+void memprofProfileFree(memprofProfile *p) {
+    if (!p) return;
+    for (size_t i = 0; i < p->ntopkeys; i++) sdsfree(p->topkeys[i].name);
+    for (size_t i = 0; i < p->nprefixes; i++) sdsfree(p->prefixes[i].prefix);
+    zfree(p->dbs);
+    zfree(p->topkeys);
+    zfree(p->prefixes);
+    zfree(p->slots);
+    zfree(p);
+}
+
+/* Reads 'n' indexed records with indexes below 'limit' into a new array. */
+static int readIndexed(reader *r, size_t n, int limit, memprofIndexed **out) {
+    *out = zmalloc(sizeof(memprofIndexed) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        indexedRecord rec;
+        if (!get(r, &rec, sizeof(rec)) || rec.index >= (uint32_t)limit) return 0;
+        (*out)[i] = (memprofIndexed){(int)rec.index, rec.keys, rec.bytes};
+    }
+    return 1;
+}
+
+/* The decoded figures must agree with each other: every key is in one TTL
+ * bucket, one histogram bucket of its type, one db, and one slot in cluster
+ * mode. */
+static const char *memprofCheckTotals(const memprofProfile *p) {
+    unsigned long long keys, bytes, k = 0, b = 0;
+    memprofTotals(&p->f, &keys, &bytes);
+    for (int i = 0; i < MEMPROF_TTL_BUCKETS; i++) k += p->f.ttl[i].keys, b += p->f.ttl[i].bytes;
+    if (k != keys || b != bytes) return "its TTL buckets do not add up to its totals";
+    memprofCount types[MPT_TYPES];
+    memprofTypeTotals(&p->f, types);
+    for (int t = 0; t < MPT_TYPES; t++) {
+        k = b = 0;
+        for (int i = 0; i < MEMPROF_HIST_BUCKETS; i++) k += p->f.hist[t][i].keys, b += p->f.hist[t][i].bytes;
+        if (k != types[t].keys || b != types[t].bytes) return "its histograms do not add up to its type totals";
+    }
+    k = b = 0;
+    for (size_t i = 0; i < p->ndbs; i++) k += p->dbs[i].keys, b += p->dbs[i].bytes;
+    if (k != keys || b != bytes) return "its dbs do not add up to its totals";
+    if (p->nslots) {
+        k = b = 0;
+        for (size_t i = 0; i < p->nslots; i++) k += p->slots[i].keys, b += p->slots[i].bytes;
+        if (k != keys || b != bytes) return "its slots do not add up to its totals";
+    }
+    return NULL;
+}
+
+memprofProfile *memprofTransportRead(size_t len, const char **why) {
+    reportHeader h;
+    *why = NULL;
+    if (!region.base) {
+        *why = "no report region";
+        return NULL;
+    }
+    if (len < sizeof(h) || len > region.size) {
+        *why = "its announced length is out of bounds";
+        return NULL;
+    }
+    memcpy(&h, region.base, sizeof(h));
+    if (memcmp(h.magic, MEMPROF_MAGIC, sizeof(MEMPROF_MAGIC)) || h.version != MEMPROF_VERSION ||
+        h.figures_size != sizeof(memprofFigures)) {
+        *why = "its header is not of this version";
+        return NULL;
+    }
+    if (h.body_len != len - sizeof(h)) {
+        *why = "its length does not match its header";
+        return NULL;
+    }
+    const char *body = region.base + sizeof(h);
+    if (crc64(0, (const unsigned char *)body, h.body_len) != h.checksum) {
+        *why = "its checksum does not match";
+        return NULL;
+    }
+    if (h.ndbs > (uint32_t)server.dbnum || h.nslots > CLUSTER_SLOTS ||
+        h.ntopkeys > (uint64_t)MPT_TYPES * MEMPROF_TOP_KEYS_MAX ||
+        h.nprefixes > (uint64_t)MEMPROF_PREFIX_DEPTH_MAX * MEMPROF_PREFIX_CAPACITY_MAX) {
+        *why = "a list is longer than any config allows";
+        return NULL;
+    }
+
+    reader r = {body, body + h.body_len};
+    memprofProfile *p = zcalloc(sizeof(*p));
+    if (!get(&r, &p->f, sizeof(p->f))) goto bad;
+    p->ndbs = h.ndbs;
+    if (!readIndexed(&r, p->ndbs, server.dbnum, &p->dbs)) goto bad;
+
+    p->topkeys = zcalloc(sizeof(memprofTopKey) * (h.ntopkeys ? h.ntopkeys : 1));
+    for (uint32_t i = 0; i < h.ntopkeys; i++) {
+        topKeyRecord rec;
+        if (!get(&r, &rec, sizeof(rec))) goto bad;
+        if (rec.name_len > MEMPROF_KEY_NAME_MAX || rec.name_len > rec.full_len ||
+            rec.db >= (uint32_t)server.dbnum || rec.encoding >= MPE_COUNT || (size_t)(r.end - r.p) < rec.name_len)
+            goto bad;
+        memprofTopKey *k = &p->topkeys[p->ntopkeys++];
+        k->name = sdsnewlen(r.p, rec.name_len);
+        r.p += rec.name_len;
+        k->name_len = rec.full_len;
+        k->db = rec.db;
+        k->encoding = rec.encoding;
+        k->bytes = rec.bytes;
+        k->elements = rec.elements;
+        k->ttl_ms = rec.ttl_ms;
+    }
+
+    p->prefixes = zcalloc(sizeof(memprofPrefix) * (h.nprefixes ? h.nprefixes : 1));
+    for (uint32_t i = 0; i < h.nprefixes; i++) {
+        prefixRecord rec;
+        if (!get(&r, &rec, sizeof(rec))) goto bad;
+        if (rec.len > MEMPROF_PREFIX_MAX || rec.depth < 1 || rec.depth > MEMPROF_PREFIX_DEPTH_MAX ||
+            rec.error_bytes > rec.bytes || (size_t)(r.end - r.p) < rec.len)
+            goto bad;
+        memprofPrefix *x = &p->prefixes[p->nprefixes++];
+        x->prefix = sdsnewlen(r.p, rec.len);
+        r.p += rec.len;
+        x->depth = rec.depth;
+        x->keys = rec.keys;
+        x->bytes = rec.bytes;
+        x->error_bytes = rec.error_bytes;
+    }
+
+    p->nslots = h.nslots;
+    if (!readIndexed(&r, p->nslots, CLUSTER_SLOTS, &p->slots)) goto bad;
+    if (r.p != r.end) goto bad;
+    if ((*why = memprofCheckTotals(p)) != NULL) {
+        memprofProfileFree(p);
+        return NULL;
+    }
+    return p;
+
+bad:
+    *why = "a record is malformed or out of range";
+    memprofProfileFree(p);
+    return NULL;
+}
