@@ -2,6 +2,56 @@
 
 source tests/helpers/memprofile-util.tcl
 
+# The profile's fork-instant figures and the INFO memory fields that count
+# the same memory the same way.
+set ::mp_overhead_pairs {
+    mem_um_clients_io mem_clients_normal
+    mem_sys_aof_buffer mem_aof_buffer
+    mem_sys_repl_buffer mem_clients_slaves
+    mem_sys_repl_backlog mem_replication_backlog
+}
+
+# Take a profile with INFO memory read right before BGSAVE STAT_MEMORY and
+# right after its reply, with no other traffic from the test, and check that
+# each fork-instant figure equals its INFO memory field. The fork happens
+# between the two reads; the reads themselves leave nothing behind (the
+# test's client is back to an empty query and reply buffer when the next
+# command arrives). A server cron pass between the reads can still change a
+# field (clientsCron resizing the client's reply buffer, a backlog trim): the
+# sample is then taken again, since the value at the fork is not known.
+proc mp_assert_overhead_matches_info {r} {
+    for {set attempt 0} {$attempt < 5} {incr attempt} {
+        set before [{*}$r info memory]
+        assert_equal {Background saving started} [{*}$r bgsave stat_memory]
+        set after [{*}$r info memory]
+        waitForBgsave $r
+        wait_for_condition 100 20 {[mp_info rdb_stats_in_progress $r] == 0} else {
+            fail "profiling save still in progress"
+        }
+        assert_equal ok [mp_info rdb_stats_status $r]
+        set stable 1
+        foreach {field info_field} $::mp_overhead_pairs {
+            set b [getInfoProperty $before $info_field]
+            set a [getInfoProperty $after $info_field]
+            if {$b ne $a} {
+                if {$::verbose} { puts "$info_field changed from $b to $a across BGSAVE STAT_MEMORY" }
+                set stable 0
+            }
+        }
+        if {!$stable} continue
+        if {$::verbose} {
+            foreach {field info_field} $::mp_overhead_pairs {
+                puts "\n$field [mp_info $field $r], INFO memory $info_field [getInfoProperty $before $info_field]"
+            }
+        }
+        foreach {field info_field} $::mp_overhead_pairs {
+            assert_equal [getInfoProperty $before $info_field] [mp_info $field $r] "$field vs INFO memory $info_field"
+        }
+        return
+    }
+    fail "INFO memory changed across each of 5 BGSAVE STAT_MEMORY"
+}
+
 tags {"memprofile external:skip"} {
 
 start_server {overrides {save "" enable-debug-command yes}} {
@@ -154,6 +204,60 @@ start_server {overrides {save ""}} {
     }
 }
 
+# With AOF on and a replica attached, the clients, AOF and replication figures
+# equal INFO memory's read at the same moment: with the replica in sync, then
+# with the replica stalled behind a large replication buffer and a client
+# holding a large unread reply.
+start_server {overrides {save "" appendonly yes repl-ping-replica-period 3600}} {
+    set primary [srv 0 client]
+    set primary_host [srv 0 host]
+    set primary_port [srv 0 port]
+    $primary config set repl-diskless-sync no
+    $primary config set repl-backlog-size 1mb
+    $primary config set client-output-buffer-limit "replica 0 0 0"
+    $primary debug populate 2000
+    waitForBgrewriteaof $primary
+
+    start_server {overrides {save ""}} {
+        r replicaof $primary_host $primary_port
+        wait_for_condition 100 100 {[s master_link_status] eq {up}} else { fail "replica did not sync" }
+
+        test {With AOF and a replica in sync, the profile's clients, AOF and replication figures are INFO memory's} {
+            assert_equal 1 [status $primary aof_enabled]
+            assert_equal 1 [status $primary connected_slaves]
+            # Writes the replica and the AOF have both taken.
+            for {set i 0} {$i < 100} {incr i} { $primary set k:$i [string repeat a 1000] }
+            wait_for_ofs_sync $primary r
+            mp_assert_overhead_matches_info $primary
+        }
+
+        test {With a stalled replica and a client not reading its reply, the same figures are INFO memory's} {
+            set replica_pid [srv 0 pid]
+            pause_process $replica_pid
+            set payload [string repeat r 10000]
+            set rd [valkey_deferring_client -1]
+            for {set i 0} {$i < 1000} {incr i} { $rd set r:$i $payload }
+            $rd flush
+            for {set i 0} {$i < 1000} {incr i} { $rd read }
+            # A client that sends GETs and reads no reply.
+            $primary set big [string repeat x 100000]
+            for {set i 0} {$i < 100} {incr i} { $rd get big }
+            $rd flush
+            wait_for_condition 100 50 {[status $primary mem_clients_normal] > 2000000} else {
+                fail "the reply did not pile up: [status $primary mem_clients_normal]"
+            }
+            # The situations to measure are there (a check of the setup, not
+            # of the profile).
+            assert_morethan [status $primary mem_clients_slaves] 1000000
+            mp_assert_overhead_matches_info $primary
+            resume_process $replica_pid
+            $rd close
+            wait_for_ofs_sync $primary r
+            assert_equal [$primary debug digest] [r debug digest]
+        }
+    }
+}
+
 foreach diskless {no yes} {
     start_server {overrides {save "" rdb-save-stat-memory yes}} {
         set primary [srv 0 client]
@@ -176,14 +280,14 @@ foreach diskless {no yes} {
                 assert_equal 0 [mp_info rdb_stats_in_progress $primary]
             }
 
-            test "A profiling save with a replica attached shows the replication backlog (diskless $diskless)" {
-                $primary bgsave stat_memory
-                waitForBgsave $primary
-                wait_for_condition 100 10 {[mp_info rdb_stats_status $primary] eq {ok}} else {
-                    fail "no profile"
-                }
-                assert_morethan [mp_info mem_sys_repl_backlog $primary] 0
-                assert_equal 2000 [mp_info rdb_stats_keys $primary]
+            test "A profiling save with a replica attached: replication figures as INFO memory counts them (diskless $diskless)" {
+                # DEBUG POPULATE is not propagated: put something in the
+                # backlog, so that two empty backlogs are not what is compared.
+                for {set i 0} {$i < 20} {incr i} { $primary set backlog [string repeat b 1000] }
+                wait_for_ofs_sync $primary r
+                mp_assert_overhead_matches_info $primary
+                assert_morethan [status $primary mem_replication_backlog] 16000
+                assert_equal 2001 [mp_info rdb_stats_keys $primary]
                 # The replica still works and catches up.
                 $primary set after-profile 1
                 wait_for_condition 100 50 {[r get after-profile] eq {1}} else { fail "replica stalled" }
