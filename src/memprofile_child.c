@@ -28,6 +28,7 @@ static struct {
     memprofPrefixes *prefixes[MEMPROF_PREFIX_DEPTH_MAX];
     int depth;                   /* Prefix depths counted. */
     unsigned char delimiter[256]; /* 1 for the delimiter bytes. */
+    int single_delimiter;         /* The delimiter when there is one, else -1. */
     long long now_ms;            /* The fork instant, for TTLs. */
 } child;
 
@@ -44,25 +45,49 @@ static inline int memprofHistBucket(unsigned long long bytes) {
     return bytes <= 1 ? 0 : 64 - __builtin_clzll(bytes - 1);
 }
 
-/* FNV-1a, fed one byte at a time while the name is scanned for delimiters,
- * so that every depth's prefix is hashed in one pass. */
-#define MEMPROF_FNV_OFFSET 0xcbf29ce484222325ULL
-#define MEMPROF_FNV_PRIME 0x100000001b3ULL
+/* The hash of a prefix continues the hash of the prefix one depth up over
+ * the bytes in between, eight at a time, so that a name is hashed once
+ * whatever the depth. A prefix always splits at the same places, so equal
+ * prefixes hash alike. (The summary mixes the result again before use.) */
+#define MEMPROF_HASH_SEED 0x9e3779b97f4a7c15ULL
+#define MEMPROF_HASH_MUL 0xff51afd7ed558ccdULL
+
+static inline uint64_t memprofHashMore(uint64_t h, const char *p, size_t len) {
+    uint64_t w;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * MEMPROF_HASH_MUL;
+        h ^= h >> 29;
+    }
+    w = len;
+    memcpy(&w, p, len);
+    h = (h ^ w ^ ((uint64_t)len << 56)) * MEMPROF_HASH_MUL;
+    return h ^ (h >> 29);
+}
+
+/* The next delimiter in p[0..len), or NULL. */
+static inline const char *memprofNextDelimiter(const char *p, size_t len) {
+    if (child.single_delimiter >= 0) return memchr(p, child.single_delimiter, len);
+    for (size_t i = 0; i < len; i++) {
+        if (child.delimiter[(unsigned char)p[i]]) return p + i;
+    }
+    return NULL;
+}
 
 static void memprofAccountPrefixes(sds key, unsigned long long bytes) {
     size_t len = sdslen(key), max = len < MEMPROF_PREFIX_MAX ? len : MEMPROF_PREFIX_MAX;
-    uint64_t hash = MEMPROF_FNV_OFFSET;
-    int d = 0;
-    for (size_t i = 0; i < max; i++) {
-        unsigned char c = key[i];
-        hash = (hash ^ c) * MEMPROF_FNV_PRIME;
-        if (child.delimiter[c]) {
-            memprofPrefixesAdd(child.prefixes[d], key, i + 1, hash, bytes);
-            if (++d == child.depth) return;
-        }
+    size_t start = 0;
+    uint64_t hash = MEMPROF_HASH_SEED;
+    for (int d = 0; d < child.depth; d++) {
+        const char *delim = memprofNextDelimiter(key + start, max - start);
+        if (!delim) break;
+        size_t end = (size_t)(delim - key) + 1;
+        hash = memprofHashMore(hash, key + start, end - start);
+        memprofPrefixesAdd(child.prefixes[d], key, end, hash, bytes);
+        start = end;
     }
     /* A name without a delimiter counts under the empty prefix. */
-    if (d == 0) memprofPrefixesAdd(child.prefixes[0], "", 0, MEMPROF_FNV_OFFSET, bytes);
+    if (start == 0) memprofPrefixesAdd(child.prefixes[0], "", 0, MEMPROF_HASH_SEED, bytes);
 }
 
 static void memprofAccountKey(robj *o, int dbid, size_t element_bytes) {
@@ -132,7 +157,13 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
     for (int t = 0; t < MPT_TYPES; t++) child.topkeys[t] = memprofTopKeysCreate(server.memory_profile_top_keys);
     child.depth = server.memory_profile_prefix_depth;
     for (int d = 0; d < child.depth; d++) child.prefixes[d] = memprofPrefixesCreate(server.memory_profile_prefix_capacity);
-    for (const char *p = server.memory_profile_prefix_delimiters; p && *p; p++) child.delimiter[(unsigned char)*p] = 1;
+    int ndelimiters = 0;
+    for (const char *p = server.memory_profile_prefix_delimiters; p && *p; p++) {
+        if (!child.delimiter[(unsigned char)*p]) ndelimiters++;
+        child.delimiter[(unsigned char)*p] = 1;
+        child.single_delimiter = (unsigned char)*p;
+    }
+    if (ndelimiters != 1) child.single_delimiter = -1;
     return memprofAccountKey;
 }
 

@@ -152,9 +152,15 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
         }
         lappend expected mem_kv_user_data mem_kv_expiration mem_kv_hash_metadata mem_um_kvstore \
             mem_um_clients_io mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog
+        # The TTL horizon is always present; per-db fields only for dbs with keys.
+        lappend expected rdb_stats_source
+        foreach b {none expired 1h 1d 7d later} {
+            lappend expected rdb_stats_ttl_${b}_keys rdb_stats_ttl_${b}_bytes
+        }
         assert_equal [lsort $expected] [lsort [dict keys $d]]
+        assert_equal none [dict get $d rdb_stats_source]
         dict for {k v} $d {
-            if {$k ne "rdb_stats_status"} { assert_equal 0 $v "$k" }
+            if {$k ni {rdb_stats_status rdb_stats_source}} { assert_equal 0 $v "$k" }
         }
     }
 
