@@ -30,6 +30,7 @@ static struct {
     unsigned char delimiter[256]; /* 1 for the delimiter bytes. */
     int single_delimiter;         /* The delimiter when there is one, else -1. */
     long long now_ms;            /* The fork instant, for TTLs. */
+    size_t used_memory_at_begin; /* To tell what the deep state takes. */
 } child;
 
 static int memprofTtlBucket(long long ttl_ms) {
@@ -151,6 +152,7 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
     if (!(rdbflags & RDBFLAGS_STAT_MEMORY)) return NULL;
     memset(&child, 0, sizeof(child));
     child.now_ms = mstime();
+    child.used_memory_at_begin = zmalloc_used_memory();
     memprofMeasureForkInstant(&child.f);
     child.dbs = zcalloc(sizeof(memprofCount) * server.dbnum);
     if (server.cluster_enabled) child.slots = zcalloc(sizeof(memprofCount) * CLUSTER_SLOTS);
@@ -189,6 +191,9 @@ void memprofChildSend(void) {
         serverLog(LL_WARNING, "Memory profile: the report does not fit its region; not sent");
         return;
     }
+    serverLog(LL_VERBOSE, "Memory profile: report of %zu bytes; the deep state took %zu bytes in the child", len,
+              zmalloc_used_memory() - child.used_memory_at_begin);
+    if (server.memory_profile_report_fault) len = memprofTransportDamage(len, server.memory_profile_report_fault);
     if (server.memory_profile_report_delay) debugDelay(server.memory_profile_report_delay);
     if (sendChildInfoAnnounce(CHILD_INFO_TYPE_MEMORY_PROFILE, len) != C_OK) {
         serverLog(LL_WARNING, "Child failed announcing its memory profile to the parent, exiting: %s",

@@ -186,6 +186,7 @@ void memprofTransportRelease(void);
 size_t memprofTransportWrite(const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs,
                              memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth,
                              const memprofIndexed *slots, size_t nslots);
+size_t memprofTransportDamage(size_t len, int fault);
 /* Parent: decode and validate 'len' bytes of the region. NULL when invalid,
  * with a reason in *why. */
 memprofProfile *memprofTransportRead(size_t len, const char **why);

@@ -218,6 +218,34 @@ size_t memprofTransportWrite(const memprofFigures *f, const memprofIndexed *dbs,
     return sizeof(reportHeader) + h.body_len;
 }
 
+/* Tests only (the hidden config memory-profile-report-fault): damage the
+ * written report as a buggy or hostile child could, to check that the
+ * parent refuses it. Returns the length to announce. */
+size_t memprofTransportDamage(size_t len, int fault) {
+    reportHeader *h = (reportHeader *)region.base;
+    char *body = region.base + sizeof(*h);
+    char *dbs = body + sizeof(memprofFigures);
+    switch (fault) {
+    case 1: body[h->body_len / 2] ^= 0x55; return len; /* Checksum mismatch. */
+    case 2: h->ntopkeys = UINT32_MAX; return len;      /* Count past any limit. */
+    case 3: return region.size + 1;                     /* Length past the region. */
+    case 4: h->version++; return len;                   /* Another version. */
+    case 5:                                             /* A db out of range. */
+        if (h->ndbs) ((indexedRecord *)dbs)->index = server.dbnum;
+        break;
+    case 6: /* A name running past the end of the report. */
+        if (h->ntopkeys) ((topKeyRecord *)(dbs + h->ndbs * sizeof(indexedRecord)))->name_len = MEMPROF_KEY_NAME_MAX;
+        h->ntopkeys = 1;
+        break;
+    case 7: ((memprofFigures *)body)->ttl[MEMPROF_TTL_NONE].keys += 1; break; /* Totals disagree. */
+    default: return len;
+    }
+    /* Damage inside the body comes with a valid checksum: only the checks
+     * of the records themselves can catch it. */
+    h->checksum = crc64(0, (unsigned char *)body, h->body_len);
+    return len;
+}
+
 /* ------------------------------------------------------------------------
  * Parent: decoding and validation
  * --------------------------------------------------------------------- */
