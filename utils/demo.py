@@ -11,6 +11,7 @@ Usage: python3 utils/demo.py --bin build/bin --conf valkey.conf
 """
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -313,6 +314,31 @@ def check_encodings(info):
         raise DemoError("no keys profiled for: " + ", ".join(empty))
 
 
+def deep_report_lines(report, info):
+    """The deep profile (MEMORY PROFILE REPORT as JSON) as short tables,
+    checked against INFO rdb_stats of the same profile."""
+    total = int(info["rdb_stats_bytes"])
+    lines = ["Largest keys:", "  %-24s %-7s %-10s %10s %9s %10s" % ("key", "type", "encoding", "bytes",
+                                                                   "elements", "ttl_ms")]
+    for k in report["topkeys"]:
+        lines.append("  %-24s %-7s %-10s %10d %9d %10d" % (k["key"][:24], k["type"], k["encoding"], k["bytes"],
+                                                           k["elements"], k["ttl_ms"]))
+    lines.append("Largest key prefixes (depth: prefix keys bytes share):")
+    for p in report["prefixes"]:
+        lines.append("  %d: %-20s %8d %12s %6.1f%%" % (p["depth"], p["prefix"] or '""', p["keys"],
+                                                      human(p["bytes"]), 100.0 * p["bytes"] / total))
+    lines.append("TTL horizon: " + ", ".join("%s %d keys %s" % (name, b["keys"], human(b["bytes"]))
+                                             for name, b in report["ttl"].items() if b["keys"]))
+    lines.append("Per db: " + ", ".join("%s %d keys %s" % (name, d["keys"], human(d["bytes"]))
+                                        for name, d in report["dbs"].items()))
+    lines.append("Hashes by size (le: keys): " + ", ".join("%s: %d" % (human(b["le"]), b["keys"])
+                                                           for b in report["histograms"].get("hash", [])))
+    # The same profile, seen twice: the report and INFO must agree.
+    if report["bytes"] != total or sum(b["bytes"] for b in report["ttl"].values()) != total:
+        raise DemoError("MEMORY PROFILE REPORT does not add up to INFO rdb_stats")
+    return lines
+
+
 def step(number, title):
     """Print a step header."""
     print("\n=== %d. %s ===" % (number, title), flush=True)
@@ -355,6 +381,11 @@ def run(args, workdir):
         for line in summary_table(info):
             print(line)
         check_encodings(info)
+
+        step(8, "MEMORY PROFILE REPORT COUNT 5: largest keys, prefixes, TTL horizon, dbs")
+        report = json.loads(server.cli("--json", "-3", "MEMORY", "PROFILE", "REPORT", "COUNT", "5"))
+        for line in deep_report_lines(report, info):
+            print(line)
     finally:
         server.stop()
 
