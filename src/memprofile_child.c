@@ -25,6 +25,8 @@ static struct {
     memprofCount *dbs;   /* server.dbnum entries. */
     memprofCount *slots; /* CLUSTER_SLOTS entries, cluster mode only. */
     memprofTopKeys *topkeys[MPT_TYPES];
+    unsigned long long top_floor[MPT_TYPES]; /* A key must be larger to enter. */
+    unsigned char encoding_of[16][16];       /* memprofEncodingOf() by type, encoding. */
     memprofPrefixes *prefixes[MEMPROF_PREFIX_DEPTH_MAX];
     int depth;                   /* Prefix depths counted. */
     unsigned char delimiter[256]; /* 1 for the delimiter bytes. */
@@ -46,23 +48,34 @@ static inline int memprofHistBucket(unsigned long long bytes) {
     return bytes <= 1 ? 0 : 64 - __builtin_clzll(bytes - 1);
 }
 
-/* The hash of a prefix continues the hash of the prefix one depth up over
- * the bytes in between, eight at a time, so that a name is hashed once
- * whatever the depth. A prefix always splits at the same places, so equal
- * prefixes hash alike. (The summary mixes the result again before use.) */
+/* A fast hash of a prefix, eight bytes at a time; the last (or only) word
+ * is read overlapping the one before it, or in pieces for prefixes shorter
+ * than eight bytes, so that nothing past the prefix is read. (The summary
+ * mixes the result again before use.) */
 #define MEMPROF_HASH_SEED 0x9e3779b97f4a7c15ULL
 #define MEMPROF_HASH_MUL 0xff51afd7ed558ccdULL
 
-static inline uint64_t memprofHashMore(uint64_t h, const char *p, size_t len) {
-    uint64_t w;
-    for (; len >= 8; p += 8, len -= 8) {
-        memcpy(&w, p, 8);
-        h = (h ^ w) * MEMPROF_HASH_MUL;
-        h ^= h >> 29;
+static inline uint64_t memprofHashPrefix(const char *p, size_t len) {
+    uint64_t h = MEMPROF_HASH_SEED ^ ((uint64_t)len * MEMPROF_HASH_MUL), w;
+    if (len >= 8) {
+        const char *last = p + len - 8;
+        for (; p < last; p += 8) {
+            memcpy(&w, p, 8);
+            h = (h ^ w) * MEMPROF_HASH_MUL;
+            h ^= h >> 29;
+        }
+        memcpy(&w, last, 8);
+    } else {
+        uint32_t a = 0, b = 0;
+        if (len >= 4) {
+            memcpy(&a, p, 4);
+            memcpy(&b, p + len - 4, 4);
+        } else if (len) {
+            a = (unsigned char)p[0] | ((unsigned char)p[len / 2] << 8) | ((unsigned char)p[len - 1] << 16);
+        }
+        w = ((uint64_t)a << 32) | b;
     }
-    w = len;
-    memcpy(&w, p, len);
-    h = (h ^ w ^ ((uint64_t)len << 56)) * MEMPROF_HASH_MUL;
+    h = (h ^ w) * MEMPROF_HASH_MUL;
     return h ^ (h >> 29);
 }
 
@@ -78,21 +91,19 @@ static inline const char *memprofNextDelimiter(const char *p, size_t len) {
 static void memprofAccountPrefixes(sds key, unsigned long long bytes) {
     size_t len = sdslen(key), max = len < MEMPROF_PREFIX_MAX ? len : MEMPROF_PREFIX_MAX;
     size_t start = 0;
-    uint64_t hash = MEMPROF_HASH_SEED;
     for (int d = 0; d < child.depth; d++) {
         const char *delim = memprofNextDelimiter(key + start, max - start);
         if (!delim) break;
         size_t end = (size_t)(delim - key) + 1;
-        hash = memprofHashMore(hash, key + start, end - start);
-        memprofPrefixesAdd(child.prefixes[d], key, end, hash, bytes);
+        memprofPrefixesAdd(child.prefixes[d], key, end, memprofHashPrefix(key, end), bytes);
         start = end;
     }
     /* A name without a delimiter counts under the empty prefix. */
-    if (start == 0) memprofPrefixesAdd(child.prefixes[0], "", 0, MEMPROF_HASH_SEED, bytes);
+    if (start == 0) memprofPrefixesAdd(child.prefixes[0], "", 0, memprofHashPrefix("", 0), bytes);
 }
 
 static void memprofAccountKey(robj *o, int dbid, size_t element_bytes) {
-    int enc = memprofEncodingOf(o);
+    int enc = child.encoding_of[o->type][o->encoding];
     int type = memprofEncodings[enc].type;
     unsigned long long bytes = memprofValueBytes(o, dbid) + element_bytes;
     memprofFigures *f = &child.f;
@@ -124,7 +135,9 @@ static void memprofAccountKey(robj *o, int dbid, size_t element_bytes) {
         child.slots[slot].keys++;
         child.slots[slot].bytes += bytes;
     }
-    memprofTopKeysOffer(child.topkeys[type], o, dbid, enc, bytes, ttl_ms);
+    if (bytes > child.top_floor[type]) {
+        child.top_floor[type] = memprofTopKeysOffer(child.topkeys[type], o, dbid, enc, bytes, ttl_ms);
+    }
     if (child.depth) memprofAccountPrefixes(key, bytes);
 }
 
@@ -156,7 +169,16 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
     memprofMeasureForkInstant(&child.f);
     child.dbs = zcalloc(sizeof(memprofCount) * server.dbnum);
     if (server.cluster_enabled) child.slots = zcalloc(sizeof(memprofCount) * CLUSTER_SLOTS);
-    for (int t = 0; t < MPT_TYPES; t++) child.topkeys[t] = memprofTopKeysCreate(server.memory_profile_top_keys);
+    for (int t = 0; t < MPT_TYPES; t++) {
+        child.topkeys[t] = memprofTopKeysCreate(server.memory_profile_top_keys);
+        child.top_floor[t] = server.memory_profile_top_keys ? 0 : ULLONG_MAX;
+    }
+    for (int t = 0; t < 16; t++) {
+        for (int e = 0; e < 16; e++) {
+            robj o = {.type = t, .encoding = e};
+            child.encoding_of[t][e] = memprofEncodingOf(&o);
+        }
+    }
     child.depth = server.memory_profile_prefix_depth;
     for (int d = 0; d < child.depth; d++) child.prefixes[d] = memprofPrefixesCreate(server.memory_profile_prefix_capacity);
     int ndelimiters = 0;

@@ -12,7 +12,8 @@
  *   memprofile_summary.c    bounded summaries: top keys, prefixes
  *   memprofile_transport.c  the report from child to parent
  *   memprofile.c            the parent's state: requests, publication, log
- *   memprofile_reply.c      INFO rdb_stats, MEMORY DOCTOR, MEMORY PROFILE
+ *   memprofile_reply.c      the log lines, INFO rdb_stats, MEMORY DOCTOR
+ *   memprofile_command.c    MEMORY PROFILE
  */
 
 #ifndef __MEMPROFILE_INTERNAL_H
@@ -161,8 +162,11 @@ unsigned long long memprofElements(robj *o);
 typedef struct memprofTopKeys memprofTopKeys;
 memprofTopKeys *memprofTopKeysCreate(size_t capacity);
 void memprofTopKeysFree(memprofTopKeys *t);
-/* Keeps the key when it is among the 'capacity' largest so far. */
-void memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes, long long ttl_ms);
+/* Keeps the key when it is among the 'capacity' largest so far. Returns the
+ * floor: the size a key must exceed to enter from now on. */
+unsigned long long memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes,
+                                       long long ttl_ms);
+unsigned long long memprofTopKeysFloor(const memprofTopKeys *t);
 size_t memprofTopKeysCount(const memprofTopKeys *t);
 const memprofTopKey *memprofTopKeysGet(const memprofTopKeys *t, size_t i);
 

@@ -20,10 +20,12 @@
  * several nodes merge by adding rows (and their error bounds).
  *
  * The prefix table is an open-addressing index (linear probing, deletion by
- * backward shift) over a fixed array of entries, plus a min-heap of those
- * entries by bytes: a lookup, an increase and an eviction are O(1), O(log
- * capacity) and O(log capacity), with no allocation after the table is
- * full. */
+ * backward shift) over a fixed array of entries. Only once the table is full
+ * does it need the lightest entry: the entries are then arranged in a
+ * min-heap by bytes, kept from then on. So while the prefixes fit (the
+ * common case) a key costs one lookup and one addition; past that an
+ * increase and an eviction cost O(log capacity). No allocation is made
+ * after the table is full. */
 
 #include "memprofile_internal.h"
 
@@ -76,9 +78,10 @@ static void topKeysSiftUp(memprofTopKeys *t, size_t i) {
     }
 }
 
-void memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes, long long ttl_ms) {
+unsigned long long memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes,
+                                       long long ttl_ms) {
     int grow = t->count < t->capacity;
-    if (!grow && (t->capacity == 0 || bytes <= t->heap[0].bytes)) return;
+    if (!grow && (t->capacity == 0 || bytes <= t->heap[0].bytes)) return memprofTopKeysFloor(t);
     /* A new slot at the end, or the smallest key's place at the root. */
     memprofTopKey *k = grow ? &t->heap[t->count++] : &t->heap[0];
     sds name = objectGetKey(o);
@@ -95,6 +98,12 @@ void memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsig
         topKeysSiftUp(t, t->count - 1);
     else
         topKeysSiftDown(t, 0);
+    return memprofTopKeysFloor(t);
+}
+
+unsigned long long memprofTopKeysFloor(const memprofTopKeys *t) {
+    if (t->capacity == 0) return ULLONG_MAX;
+    return t->count < t->capacity ? 0 : t->heap[0].bytes;
 }
 
 size_t memprofTopKeysCount(const memprofTopKeys *t) {
@@ -111,6 +120,7 @@ const memprofTopKey *memprofTopKeysGet(const memprofTopKeys *t, size_t i) {
 
 typedef struct prefixEntry {
     uint64_t hash;
+    uint32_t len; /* sdslen(name), without the sds type dispatch. */
     sds name;
     unsigned long long keys, bytes, error_bytes;
     uint32_t heap_pos;
@@ -176,24 +186,42 @@ static void prefixSiftDown(memprofPrefixes *s, size_t i) {
     }
 }
 
-static void prefixSiftUp(memprofPrefixes *s, size_t i) {
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (s->entries[s->heap[p]].bytes <= s->entries[s->heap[i]].bytes) return;
-        prefixHeapSwap(s, i, p);
-        i = p;
+/* Whether an entry holds this prefix. Short prefixes, the usual case, are
+ * compared in two overlapping loads without a call. */
+static inline int prefixEquals(const prefixEntry *pe, const char *prefix, size_t len, uint64_t hash) {
+    if (pe->hash != hash || pe->len != len) return 0;
+    if (len > 16) return memcmp(pe->name, prefix, len) == 0;
+    if (len >= 8) {
+        uint64_t a, b, c, d;
+        memcpy(&a, pe->name, 8);
+        memcpy(&b, prefix, 8);
+        memcpy(&c, pe->name + len - 8, 8);
+        memcpy(&d, prefix + len - 8, 8);
+        return a == b && c == d;
     }
+    if (len >= 4) {
+        uint32_t a, b, c, d;
+        memcpy(&a, pe->name, 4);
+        memcpy(&b, prefix, 4);
+        memcpy(&c, pe->name + len - 4, 4);
+        memcpy(&d, prefix + len - 4, 4);
+        return a == b && c == d;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (pe->name[i] != prefix[i]) return 0;
+    }
+    return 1;
 }
 
 /* The index slot holding the entry for this prefix, or the empty slot where
  * it would go. */
-static size_t prefixFind(const memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash) {
+static inline size_t prefixFind(const memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash) {
     size_t i = prefixHome(s, hash);
     for (;;) {
         uint32_t e = s->index[i];
         if (e == PREFIX_EMPTY) return i;
         const prefixEntry *pe = &s->entries[e];
-        if (pe->hash == hash && sdslen(pe->name) == len && memcmp(pe->name, prefix, len) == 0) return i;
+        if (prefixEquals(pe, prefix, len, hash)) return i;
         i = (i + 1) & s->index_mask;
     }
 }
@@ -224,7 +252,9 @@ void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint
         prefixEntry *pe = &s->entries[e];
         pe->keys++;
         pe->bytes += bytes;
-        prefixSiftDown(s, pe->heap_pos);
+        /* Only a full table keeps its heap. Heavy prefixes sink to the
+         * leaves, where there is nothing to do. */
+        if (s->count == s->capacity && 2 * (size_t)pe->heap_pos + 1 < s->count) prefixSiftDown(s, pe->heap_pos);
         return;
     }
     if (s->count < s->capacity) {
@@ -232,21 +262,26 @@ void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint
         prefixEntry *pe = &s->entries[e];
         pe->hash = hash;
         pe->name = sdsnewlen(prefix, len);
+        pe->len = len;
         pe->keys = 1;
         pe->bytes = bytes;
         pe->error_bytes = 0;
         pe->heap_pos = e;
         s->heap[e] = e;
         s->index[slot] = e;
-        prefixSiftUp(s, e);
+        /* The table is full from now on: arrange the heap once. */
+        if (s->count == s->capacity) {
+            for (size_t i = s->count / 2; i-- > 0;) prefixSiftDown(s, i);
+        }
         return;
     }
     /* Full: the lightest entry gives its place and its figures. */
     e = s->heap[0];
     prefixEntry *pe = &s->entries[e];
-    prefixIndexDelete(s, prefixFind(s, pe->name, sdslen(pe->name), pe->hash));
+    prefixIndexDelete(s, prefixFind(s, pe->name, pe->len, pe->hash));
     pe->hash = hash;
     pe->name = sdscpylen(pe->name, prefix, len);
+    pe->len = len;
     pe->error_bytes = pe->bytes;
     pe->keys++;
     pe->bytes += bytes;
