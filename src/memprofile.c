@@ -64,6 +64,7 @@ static struct {
     time_t fork_time;
     long long fork_mstime;
     size_t fork_used_memory;
+    memprofMemoryView fork_mem;
     size_t announced; /* Report length the child announced; 0 before. */
 } mp;
 
@@ -95,6 +96,23 @@ int memprofSaveFlags(int rdbflags) {
     return rdbflags;
 }
 
+/* The process and its allocator now: a few mallctl reads and one read of
+ * /proc, at the fork of a profiling child only. */
+static void memprofTakeMemoryView(memprofMemoryView *v) {
+    memset(v, 0, sizeof(*v));
+    v->used_memory = zmalloc_used_memory();
+    v->startup = server.initial_memory_usage;
+    v->rss = zmalloc_get_rss();
+    zmalloc_get_allocator_info(&v->allocated, &v->active, &v->resident, &v->retained, &v->muzzy);
+#if defined(USE_JEMALLOC)
+    size_t pdirty, page, sz = sizeof(size_t);
+    if (!je_mallctl("stats.arenas." STRINGIFY(MALLCTL_ARENAS_ALL) ".pdirty", &pdirty, &sz, NULL, 0) &&
+        !je_mallctl("arenas.page", &page, &sz, NULL, 0)) {
+        v->dirty = pdirty * page;
+    }
+#endif
+}
+
 void memprofSaveStarted(int rdbflags) {
     mp.announced = 0;
     mp.pub.in_progress = (rdbflags & RDBFLAGS_STAT_MEMORY) != 0;
@@ -105,6 +123,7 @@ void memprofSaveStarted(int rdbflags) {
     mp.fork_time = time(NULL);
     mp.fork_mstime = mstime();
     mp.fork_used_memory = zmalloc_used_memory();
+    memprofTakeMemoryView(&mp.fork_mem);
 }
 
 void memprofReportAnnounced(size_t len) {
@@ -145,5 +164,6 @@ void memprofSaveDone(int exitcode, int bysignal) {
     mp.pub.time = mp.fork_time;
     mp.pub.duration_ms = mstime() - mp.fork_mstime;
     mp.pub.used_memory = mp.fork_used_memory;
+    mp.pub.mem = mp.fork_mem;
     memprofLogProfile(p);
 }

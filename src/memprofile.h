@@ -32,9 +32,10 @@ struct serverObject;
 struct client;
 
 /* Signature of the per-key callback rdb.c keeps in a file-static pointer,
- * called at the end of rdbSaveObject() with the bytes of the elements its
- * loops sized (set, sorted set and hash elements of the non-compact
- * encodings), so that large collections are not walked twice. */
+ * called by rdbSaveKeyValuePair() after rdbSaveObject() with the bytes of
+ * the elements rdbSaveObject()'s loops sized (set, sorted set and hash
+ * elements of the non-compact encodings), so that large collections are not
+ * walked twice. */
 typedef void (*rdbKeyMemStatFn)(struct serverObject *o, int dbid, size_t element_bytes);
 
 /* --- Parent side ------------------------------------------------------- */

@@ -221,7 +221,9 @@ static void memprofReplySlots(client *c, const memprofProfile *p, size_t count) 
 
 /* breakdown: the eight mem_* figures of INFO rdb_stats. */
 static void memprofReplyBreakdown(client *c, const memprofFigures *f, unsigned long long user) {
-    addReplyMapLen(c, 8);
+    memprofWaterfall w;
+    memprofGetWaterfall(memprofGetPublished(), &w);
+    addReplyMapLen(c, 8 + MEMPROF_WATERFALL_FIELDS);
     memprofReplyField(c, "mem_kv_user_data", (long long)user);
     memprofReplyField(c, "mem_kv_expiration", (long long)f->kv_expire);
     memprofReplyField(c, "mem_kv_hash_metadata", (long long)f->kv_hash_meta);
@@ -230,6 +232,10 @@ static void memprofReplyBreakdown(client *c, const memprofFigures *f, unsigned l
     memprofReplyField(c, "mem_sys_aof_buffer", (long long)f->sys_aof_buf);
     memprofReplyField(c, "mem_sys_repl_buffer", (long long)f->sys_repl_buf);
     memprofReplyField(c, "mem_sys_repl_backlog", (long long)f->sys_repl_backlog);
+    /* The RSS waterfall's figures. */
+    for (int i = 0; i < MEMPROF_WATERFALL_FIELDS; i++) {
+        memprofReplyField(c, memprofWaterfallFields[i].name, MEMPROF_WATERFALL_VALUE(&w, i));
+    }
 }
 
 /* MEMORY PROFILE REPORT [COUNT n] [TYPE type] */

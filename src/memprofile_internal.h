@@ -141,6 +141,26 @@ enum { MEMPROF_STATUS_NONE, MEMPROF_STATUS_OK, MEMPROF_STATUS_ERR };
 enum { MEMPROF_SOURCE_BGSAVE, MEMPROF_SOURCE_PROFILE };
 extern const char *memprofStatusNames[];
 extern const char *memprofSourceNames[];
+/* The process and its allocator at the fork instant (the parent's view),
+ * for the RSS waterfall. Zeros for what the allocator does not tell. */
+typedef struct memprofMemoryView {
+    size_t used_memory, startup, rss;
+    size_t allocated, active, resident, retained, dirty, muzzy;
+} memprofMemoryView;
+
+/* The RSS waterfall: with the profile's figures, these add up to RSS:
+ * user data + tables + buffers + other + startup = allocated,
+ * + frag = active, + dirty + muzzy + rss_other = rss. */
+typedef struct memprofWaterfall {
+    long long rss, startup, other, frag, dirty, muzzy, retained, rss_other;
+} memprofWaterfall;
+#define MEMPROF_WATERFALL_FIELDS 8
+extern const struct memprofWaterfallField {
+    const char *name; /* INFO rdb_stats and the REPORT's breakdown. */
+    size_t offset;
+} memprofWaterfallFields[MEMPROF_WATERFALL_FIELDS];
+#define MEMPROF_WATERFALL_VALUE(w, i) (*(long long *)((char *)(w) + memprofWaterfallFields[i].offset))
+
 typedef struct memprofPublished {
     int status;                 /* MEMPROF_STATUS_* */
     int in_progress;            /* A profiling child runs. */
@@ -149,6 +169,7 @@ typedef struct memprofPublished {
     time_t time;                /* Unix time of the fork. */
     long long duration_ms;      /* Fork to publication. */
     size_t used_memory;         /* used_memory at the fork. */
+    memprofMemoryView mem;      /* The process at the fork. */
 } memprofPublished;
 const memprofPublished *memprofGetPublished(void);
 
@@ -197,5 +218,6 @@ memprofProfile *memprofTransportRead(size_t len, const char **why);
 
 /* Replies (memprofile_reply.c). */
 void memprofLogProfile(const memprofProfile *p);
+void memprofGetWaterfall(const memprofPublished *pub, memprofWaterfall *w);
 
 #endif

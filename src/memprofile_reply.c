@@ -42,6 +42,43 @@ void memprofLogProfile(const memprofProfile *p) {
 
 static const memprofFigures memprofNoFigures;
 
+const struct memprofWaterfallField memprofWaterfallFields[MEMPROF_WATERFALL_FIELDS] = {
+    {"mem_rss", offsetof(memprofWaterfall, rss)},
+    {"mem_startup", offsetof(memprofWaterfall, startup)},
+    {"mem_other_allocations", offsetof(memprofWaterfall, other)},
+    {"mem_allocator_frag", offsetof(memprofWaterfall, frag)},
+    {"mem_allocator_dirty", offsetof(memprofWaterfall, dirty)},
+    {"mem_allocator_muzzy", offsetof(memprofWaterfall, muzzy)},
+    {"mem_allocator_retained", offsetof(memprofWaterfall, retained)},
+    {"mem_rss_other", offsetof(memprofWaterfall, rss_other)},
+};
+
+/* The profile's own figures: what it names of the allocated memory. */
+static unsigned long long memprofExplained(const memprofFigures *f) {
+    unsigned long long keys, user;
+    memprofTotals(f, &keys, &user);
+    return user + f->kv_expire + f->kv_hash_meta + f->um_kvstore + f->um_clients + f->sys_aof_buf +
+           f->sys_repl_buf + f->sys_repl_backlog;
+}
+
+void memprofGetWaterfall(const memprofPublished *pub, memprofWaterfall *w) {
+    memset(w, 0, sizeof(*w));
+    if (!pub->last) return;
+    const memprofMemoryView *m = &pub->mem;
+    /* Without the allocator's figures (not jemalloc), used_memory stands
+     * for what is allocated and active. */
+    long long allocated = m->allocated ? (long long)m->allocated : (long long)m->used_memory;
+    long long active = m->active ? (long long)m->active : allocated;
+    w->rss = m->rss;
+    w->startup = m->startup;
+    w->other = allocated - w->startup - (long long)memprofExplained(&pub->last->f);
+    w->frag = active - allocated;
+    w->dirty = m->dirty;
+    w->muzzy = m->muzzy;
+    w->retained = m->retained;
+    w->rss_other = w->rss - active - w->dirty - w->muzzy;
+}
+
 sds memprofInfoString(sds info) {
     const memprofPublished *pub = memprofGetPublished();
     const memprofFigures *f = pub->last ? &pub->last->f : &memprofNoFigures;
@@ -85,6 +122,11 @@ sds memprofInfoString(sds info) {
     for (int i = 0; i < MEMPROF_TTL_BUCKETS; i++) {
         info = sdscatprintf(info, "rdb_stats_ttl_%s_keys:%llu\r\nrdb_stats_ttl_%s_bytes:%llu\r\n", memprofTtlNames[i],
                             f->ttl[i].keys, memprofTtlNames[i], f->ttl[i].bytes);
+    }
+    memprofWaterfall w;
+    memprofGetWaterfall(pub, &w);
+    for (int i = 0; i < MEMPROF_WATERFALL_FIELDS; i++) {
+        info = sdscatprintf(info, "%s:%lld\r\n", memprofWaterfallFields[i].name, MEMPROF_WATERFALL_VALUE(&w, i));
     }
     for (size_t i = 0; pub->last && i < pub->last->ndbs; i++) {
         const memprofIndexed *db = &pub->last->dbs[i];
@@ -228,6 +270,70 @@ static sds memprofDeepAdvice(sds s, const memprofProfile *p, unsigned long long 
     return s;
 }
 
+/* RSS, line by line, at the fork: what holds each byte of the process's
+ * resident memory. The lines add up to RSS exactly. */
+static sds memprofWaterfallReport(sds s, const memprofPublished *pub, const memprofWaterfall *w) {
+    const memprofFigures *f = &pub->last->f;
+    memprofCount types[MPT_TYPES];
+    memprofTypeTotals(f, types);
+    struct {
+        const char *what;
+        long long bytes;
+    } lines[MPT_TYPES + 16];
+    int n = 0;
+    for (int t = 0; t < MPT_TYPES; t++) {
+        if (types[t].bytes) lines[n++] = (typeof(lines[0])){memprofTypeNames[t], (long long)types[t].bytes};
+    }
+    int ntypes = n; /* The user data lines. */
+    lines[n++] = (typeof(lines[0])){"expires tables", (long long)f->kv_expire};
+    lines[n++] = (typeof(lines[0])){"keyspace tables", (long long)f->um_kvstore};
+    lines[n++] = (typeof(lines[0])){"client buffers", (long long)f->um_clients};
+    lines[n++] = (typeof(lines[0])){"AOF buffer", (long long)f->sys_aof_buf};
+    lines[n++] = (typeof(lines[0])){"replication buffers", (long long)f->sys_repl_buf};
+    lines[n++] = (typeof(lines[0])){"replication backlog", (long long)f->sys_repl_backlog};
+    lines[n++] = (typeof(lines[0])){"other allocations", w->other};
+    lines[n++] = (typeof(lines[0])){"startup memory", w->startup};
+    lines[n++] = (typeof(lines[0])){"allocator fragmentation", w->frag};
+    lines[n++] = (typeof(lines[0])){"allocator dirty pages", w->dirty};
+    lines[n++] = (typeof(lines[0])){"allocator muzzy pages", w->muzzy};
+    lines[n++] = (typeof(lines[0])){"RSS outside the allocator", w->rss_other};
+
+    s = sdscat(s, "\nRSS at the fork, line by line (bytes, share of RSS):\n");
+    long long sum = 0;
+    for (int i = 0; i < n; i++) {
+        sum += lines[i].bytes;
+        s = sdscatprintf(s, " * %-26s %14lld %6.1f%%%s\n", lines[i].what, lines[i].bytes,
+                         w->rss ? (double)lines[i].bytes * 100 / w->rss : 0, i < ntypes ? " (user data)" : "");
+    }
+    s = sdscatprintf(s, " * %-26s %14lld (RSS %lld)\n", "total", sum, w->rss);
+    if (w->rss > 0) {
+        s = sdscatprintf(s, " * Every line but \"other allocations\" names %.1f%% of RSS.\n",
+                         100 - (double)(w->other > 0 ? w->other : 0) * 100 / w->rss);
+    }
+    return s;
+}
+
+/* Advice from the waterfall: where RSS goes beyond the data. */
+static sds memprofWaterfallAdvice(sds s, const memprofWaterfall *w) {
+    if (w->rss <= 0) return s;
+    double pages = (double)(w->dirty + w->muzzy) * 100 / w->rss, frag = (double)w->frag * 100 / w->rss;
+    double other = (double)w->other * 100 / w->rss;
+    if (pages >= 10 && w->dirty + w->muzzy > 16 * 1024 * 1024) {
+        s = sdscatprintf(s, " * The allocator holds %.1f%% of RSS in freed (dirty or muzzy) pages: MEMORY PURGE "
+                            "returns them now; the allocator's decay settings return them sooner.\n", pages);
+    }
+    if (frag >= 10 && w->frag > 16 * 1024 * 1024) {
+        s = sdscatprintf(s, " * Fragmentation inside the allocator's pages is %.1f%% of RSS: activedefrag yes "
+                            "moves values to pack them.\n", frag);
+    }
+    if (other >= 5 && w->other > 16 * 1024 * 1024) {
+        s = sdscatprintf(s, " * Allocations outside the profile are %.1f%% of RSS (Lua, functions, modules, "
+                            "cluster links, memory allocated since the fork's data): MEMORY STATS splits them.\n",
+                         other);
+    }
+    return s;
+}
+
 sds memprofDoctorReport(sds report) {
     const memprofPublished *pub = memprofGetPublished();
     report = sdscat(report, "\nMemory composition (BGSAVE STAT_MEMORY):\n");
@@ -313,7 +419,12 @@ sds memprofDoctorReport(sds report) {
     report = memprofCatBytes(report, net);
     report = sdscat(report, ").\n");
 
+    memprofWaterfall w;
+    memprofGetWaterfall(pub, &w);
+    report = memprofWaterfallReport(report, pub, &w);
+
     sds advice = memprofDeepAdvice(sdsempty(), pub->last, user);
+    advice = memprofWaterfallAdvice(advice, &w);
     advice = memprofEncodingAdvice(advice, f, user);
     advice = memprofOverheadAdvice(advice, f, user);
     if (net && memprofPct(explained, net) < 90) {
