@@ -154,6 +154,9 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
             mem_um_clients_io mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog
         # The TTL horizon is always present; per-db fields only for dbs with keys.
         lappend expected rdb_stats_source
+        # The RSS waterfall at the fork.
+        lappend expected mem_rss mem_startup mem_other_allocations mem_allocator_frag mem_allocator_dirty \
+            mem_allocator_muzzy mem_allocator_retained mem_rss_other
         foreach b {none expired 1h 1d 7d later} {
             lappend expected rdb_stats_ttl_${b}_keys rdb_stats_ttl_${b}_bytes
         }
