@@ -6,8 +6,8 @@
 
 source tests/helpers/memprofile-util.tcl
 
-# As unit/memprofile, plus synchronous DEL and FLUSHALL: a key deleted to
-# retry a measure is gone from used_memory when DEL replies.
+# As unit/memprofile, plus synchronous freeing: a key deleted (or reclaimed
+# as expired) to measure it is gone from used_memory when DEL replies.
 set deep_overrides {
     save ""
     latency-tracking no
@@ -18,6 +18,8 @@ set deep_overrides {
     enable-debug-command yes
     lazyfree-lazy-user-del no
     lazyfree-lazy-user-flush no
+    lazyfree-lazy-expire no
+    lazyfree-lazy-server-del no
 }
 
 # A key's own allocator cost may differ from its profile by this many bytes
@@ -155,18 +157,6 @@ proc deep_check_top {rows truth cap longnames} {
                 "[string range $name 0 40] ($tbytes bytes) left out of the $type top keys (smallest listed $min)"
         }
     }
-}
-
-# The rows of one depth as a dict prefix -> row.
-proc deep_prefix_rows {rep depth} {
-    set out [dict create]
-    foreach row [dict get $rep prefixes] {
-        if {[dict get $row depth] == $depth} {
-            assert {![dict exists $out [dict get $row prefix]]}
-            dict set out [dict get $row prefix] $row
-        }
-    }
-    return $out
 }
 
 # Prefix rows are depth ascending and largest first within a depth.
