@@ -58,6 +58,7 @@ void memprofTypeTotals(const memprofFigures *f, memprofCount types[MPT_TYPES]) {
 
 static struct {
     memprofPublished pub;
+    list *history; /* memprofSummary, newest first. */
     memprofProfile *last; /* What pub.last points to. */
     /* The profile being taken. */
     int scheduled; /* The pending scheduled BGSAVE asked for a profile. */
@@ -70,6 +71,68 @@ static struct {
 
 const memprofPublished *memprofGetPublished(void) {
     return &mp.pub;
+}
+
+/* ------------------------------------------------------------------------
+ * History: summaries of the last published profiles, newest first.
+ * --------------------------------------------------------------------- */
+
+static void memprofSummaryFree(void *ptr) {
+    memprofSummary *s = ptr;
+    for (size_t i = 0; i < s->nprefixes; i++) sdsfree(s->prefixes[i].prefix);
+    zfree(s->prefixes);
+    zfree(s->dbs);
+    zfree(s);
+}
+
+static memprofSummary *memprofSummarize(const memprofPublished *pub) {
+    const memprofProfile *p = pub->last;
+    memprofSummary *s = zcalloc(sizeof(*s));
+    s->source = pub->source;
+    s->time = pub->time;
+    s->used_memory = pub->used_memory;
+    s->rss = pub->mem.rss;
+    memcpy(s->enc, p->f.enc, sizeof(s->enc));
+    memcpy(s->ttl, p->f.ttl, sizeof(s->ttl));
+    s->ndbs = p->ndbs;
+    s->dbs = zmalloc(sizeof(memprofIndexed) * (p->ndbs ? p->ndbs : 1));
+    memcpy(s->dbs, p->dbs, sizeof(memprofIndexed) * p->ndbs);
+    s->prefixes = zmalloc(sizeof(memprofPrefix) * MEMPROF_HISTORY_PREFIXES);
+    /* Depth 1 comes first in a profile, largest first. */
+    for (size_t i = 0; i < p->nprefixes && p->prefixes[i].depth == 1 && s->nprefixes < MEMPROF_HISTORY_PREFIXES;
+         i++) {
+        s->prefixes[s->nprefixes] = p->prefixes[i];
+        s->prefixes[s->nprefixes].prefix = sdsdup(p->prefixes[i].prefix);
+        s->nprefixes++;
+    }
+    return s;
+}
+
+/* Keep at most memory-profile-history summaries (the config may have
+ * shrunk since the last profile). */
+static void memprofHistoryTrim(void) {
+    while (mp.history && listLength(mp.history) > (unsigned long)server.memory_profile_history) {
+        listDelNode(mp.history, listLast(mp.history));
+    }
+}
+
+static void memprofHistoryAdd(const memprofPublished *pub) {
+    if (!mp.history) {
+        mp.history = listCreate();
+        listSetFreeMethod(mp.history, memprofSummaryFree);
+    }
+    if (server.memory_profile_history > 0) listAddNodeHead(mp.history, memprofSummarize(pub));
+    memprofHistoryTrim();
+}
+
+size_t memprofHistoryLength(void) {
+    memprofHistoryTrim();
+    return mp.history ? listLength(mp.history) : 0;
+}
+
+const memprofSummary *memprofHistoryGet(size_t i) {
+    listNode *ln = mp.history ? listIndex(mp.history, (long)i) : NULL;
+    return ln ? listNodeValue(ln) : NULL;
 }
 
 int memprofIsStatMemoryArg(const char *arg) {
@@ -165,5 +228,6 @@ void memprofSaveDone(int exitcode, int bysignal) {
     mp.pub.duration_ms = mstime() - mp.fork_mstime;
     mp.pub.used_memory = mp.fork_used_memory;
     mp.pub.mem = mp.fork_mem;
+    memprofHistoryAdd(&mp.pub);
     memprofLogProfile(p);
 }

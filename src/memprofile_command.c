@@ -26,9 +26,8 @@ typedef struct memprofReportArgs {
 
 /* Parse REPORT's options (argv[3] on), in any order, each at most once.
  * Returns C_ERR after replying with an error. */
-static int memprofParseReportArgs(client *c, memprofReportArgs *args) {
+static int memprofParseReportArgs(client *c, memprofReportArgs *args, long count, int allow_type) {
     int seen_count = 0, seen_type = 0;
-    long count = MEMPROF_REPORT_DEFAULT_COUNT;
 
     args->type = -1;
     for (int j = 3; j < c->argc; j++) {
@@ -37,7 +36,7 @@ static int memprofParseReportArgs(client *c, memprofReportArgs *args) {
         if (!strcasecmp(opt, "count") && more && !seen_count) {
             if (getRangeLongFromObjectOrReply(c, c->argv[++j], 0, LONG_MAX, &count, NULL) != C_OK) return C_ERR;
             seen_count = 1;
-        } else if (!strcasecmp(opt, "type") && more && !seen_type) {
+        } else if (!strcasecmp(opt, "type") && more && !seen_type && allow_type) {
             const char *name = c->argv[++j]->ptr;
             for (int t = 0; t < MPT_TYPES; t++) {
                 if (!strcasecmp(name, memprofTypeNames[t])) args->type = t;
@@ -242,7 +241,7 @@ static void memprofReplyBreakdown(client *c, const memprofFigures *f, unsigned l
 static void memprofReportCommand(client *c) {
     static const memprofFigures zero;
     memprofReportArgs args;
-    if (memprofParseReportArgs(c, &args) != C_OK) return;
+    if (memprofParseReportArgs(c, &args, MEMPROF_REPORT_DEFAULT_COUNT, 1) != C_OK) return;
 
     const memprofPublished *pub = memprofGetPublished();
     const memprofProfile *p = pub->last;
@@ -282,10 +281,51 @@ static void memprofReportCommand(client *c) {
     memprofReplyBreakdown(c, f, bytes);
 }
 
+/* One summary of the history. */
+static void memprofReplySummary(client *c, const memprofSummary *s) {
+    memprofFigures f = {0};
+    memcpy(f.enc, s->enc, sizeof(f.enc));
+    memcpy(f.ttl, s->ttl, sizeof(f.ttl));
+    unsigned long long keys, bytes;
+    memprofTotals(&f, &keys, &bytes);
+    addReplyMapLen(c, 11);
+    memprofReplyField(c, "time", (long long)s->time);
+    addReplyBulkCString(c, "source");
+    addReplyBulkCString(c, memprofSourceNames[s->source]);
+    memprofReplyField(c, "used_memory", (long long)s->used_memory);
+    memprofReplyField(c, "rss", (long long)s->rss);
+    memprofReplyField(c, "keys", (long long)keys);
+    memprofReplyField(c, "bytes", (long long)bytes);
+    addReplyBulkCString(c, "types");
+    memprofReplyTypes(c, &f);
+    addReplyBulkCString(c, "encodings");
+    memprofReplyEncodings(c, &f);
+    addReplyBulkCString(c, "dbs");
+    memprofProfile dbs = {.dbs = s->dbs, .ndbs = s->ndbs};
+    memprofReplyDbs(c, &dbs);
+    addReplyBulkCString(c, "ttl");
+    memprofReplyTtl(c, &f);
+    addReplyBulkCString(c, "prefixes");
+    memprofProfile prefixes = {.prefixes = s->prefixes, .nprefixes = s->nprefixes};
+    memprofReplyPrefixes(c, &prefixes, SIZE_MAX);
+}
+
+/* MEMORY PROFILE HISTORY [COUNT n]: newest first, all kept by default. */
+static void memprofHistoryCommand(client *c) {
+    memprofReportArgs args;
+    if (memprofParseReportArgs(c, &args, 0, 0) != C_OK) return;
+    size_t n = memprofHistoryLength();
+    if (args.count < n) n = args.count;
+    addReplyArrayLen(c, (long)n);
+    for (size_t i = 0; i < n; i++) memprofReplySummary(c, memprofHistoryGet(i));
+}
+
 void memprofProfileCommand(client *c) {
     const char *verb = c->argv[2]->ptr;
     if (!strcasecmp(verb, "report")) {
         memprofReportCommand(c);
+    } else if (!strcasecmp(verb, "history")) {
+        memprofHistoryCommand(c);
     } else {
         addReplyErrorFormat(c, "unknown subcommand '%.128s'. Try MEMORY HELP.", verb);
     }

@@ -173,6 +173,23 @@ typedef struct memprofPublished {
 } memprofPublished;
 const memprofPublished *memprofGetPublished(void);
 
+/* What the history keeps of a published profile: enough to tell what grew. */
+#define MEMPROF_HISTORY_PREFIXES 20
+typedef struct memprofSummary {
+    int source;
+    time_t time;
+    size_t used_memory, rss;
+    memprofCount enc[MPE_COUNT];
+    memprofCount ttl[MEMPROF_TTL_BUCKETS];
+    memprofIndexed *dbs;
+    size_t ndbs;
+    memprofPrefix *prefixes; /* The largest depth-1 prefixes, largest first. */
+    size_t nprefixes;
+} memprofSummary;
+/* The summaries kept (memory-profile-history of them), 0 the newest. */
+size_t memprofHistoryLength(void);
+const memprofSummary *memprofHistoryGet(size_t i);
+
 /* Sizes (memprofile_size.c). */
 size_t memprofValueBytes(robj *o, int dbid);
 int memprofEncodingOf(robj *o);

@@ -334,6 +334,87 @@ static sds memprofWaterfallAdvice(sds s, const memprofWaterfall *w) {
     return s;
 }
 
+/* A signed byte count, human readable, with its sign. */
+static sds memprofCatDelta(sds s, long long delta) {
+    s = sdscat(s, delta < 0 ? "-" : "+");
+    return memprofCatBytes(s, (unsigned long long)(delta < 0 ? -delta : delta));
+}
+
+static unsigned long long memprofSummaryBytes(const memprofSummary *s) {
+    unsigned long long bytes = 0;
+    for (int i = 0; i < MPE_COUNT; i++) bytes += s->enc[i].bytes;
+    return bytes;
+}
+
+/* What changed from 'old' to 'new': the user data in bytes and per hour,
+ * the type, encoding and first-level prefix that changed most, and RSS
+ * against the data. Prefixes are named by their rank in the newer profile
+ * only (MEMORY PROFILE HISTORY, an admin command, names them). */
+static sds memprofGrowth(sds s, const char *since, const memprofSummary *new, const memprofSummary *old) {
+    long long secs = (long long)(new->time - old->time);
+    long long user = (long long)memprofSummaryBytes(new) - (long long)memprofSummaryBytes(old);
+    long long rss = (long long)new->rss - (long long)old->rss;
+    s = sdscatprintf(s, " * Since %s (%lld s earlier): user data ", since, secs);
+    s = memprofCatDelta(s, user);
+    if (secs > 0) {
+        s = sdscat(s, " (");
+        s = memprofCatDelta(s, (long long)((double)user * 3600 / secs));
+        s = sdscat(s, " per hour)");
+    }
+    s = sdscat(s, ", RSS ");
+    s = memprofCatDelta(s, rss);
+    s = sdscat(s, ".\n");
+
+    memprofCount tn[MPT_TYPES], to[MPT_TYPES];
+    memprofFigures fn = {0}, fo = {0};
+    memcpy(fn.enc, new->enc, sizeof(fn.enc));
+    memcpy(fo.enc, old->enc, sizeof(fo.enc));
+    memprofTypeTotals(&fn, tn);
+    memprofTypeTotals(&fo, to);
+    int bt = 0, be = 0;
+    for (int t = 1; t < MPT_TYPES; t++) {
+        if (llabs((long long)(tn[t].bytes - to[t].bytes)) > llabs((long long)(tn[bt].bytes - to[bt].bytes))) bt = t;
+    }
+    for (int e = 1; e < MPE_COUNT; e++) {
+        if (llabs((long long)(new->enc[e].bytes - old->enc[e].bytes)) >
+            llabs((long long)(new->enc[be].bytes - old->enc[be].bytes)))
+            be = e;
+    }
+    s = sdscatprintf(s, "   Most of it: type %s ", memprofTypeNames[bt]);
+    s = memprofCatDelta(s, (long long)(tn[bt].bytes - to[bt].bytes));
+    s = sdscatprintf(s, ", encoding %s ", memprofEncodings[be].name);
+    s = memprofCatDelta(s, (long long)(new->enc[be].bytes - old->enc[be].bytes));
+    /* The first-level prefix of the newer profile that changed most. */
+    long long best = 0;
+    size_t rank = 0;
+    for (size_t i = 0; i < new->nprefixes; i++) {
+        long long before = 0;
+        for (size_t j = 0; j < old->nprefixes; j++) {
+            if (!sdscmp(new->prefixes[i].prefix, old->prefixes[j].prefix)) before = (long long)old->prefixes[j].bytes;
+        }
+        long long d = (long long)new->prefixes[i].bytes - before;
+        if (!rank || llabs(d) > llabs(best)) {
+            best = d;
+            rank = i + 1;
+        }
+    }
+    if (rank) {
+        s = sdscatprintf(s, ", the first-level prefix ranked %zu ", rank);
+        s = memprofCatDelta(s, best);
+    }
+    s = sdscat(s, ".\n");
+    /* used_memory is everything allocated: RSS growing well past it is the
+     * allocator keeping pages, not data. */
+    long long used = (long long)new->used_memory - (long long)old->used_memory;
+    if (rss > 0 && rss > used + (long long)(new->rss / 20)) {
+        s = sdscat(s, "   RSS grew ");
+        s = memprofCatDelta(s, rss - used);
+        s = sdscat(s, " more than used_memory: the allocator holds the difference (see the waterfall above), "
+                      "not the data.\n");
+    }
+    return s;
+}
+
 sds memprofDoctorReport(sds report) {
     const memprofPublished *pub = memprofGetPublished();
     report = sdscat(report, "\nMemory composition (BGSAVE STAT_MEMORY):\n");
@@ -422,6 +503,16 @@ sds memprofDoctorReport(sds report) {
     memprofWaterfall w;
     memprofGetWaterfall(pub, &w);
     report = memprofWaterfallReport(report, pub, &w);
+
+    size_t history = memprofHistoryLength();
+    if (history >= 2) {
+        report = sdscatprintf(report, "\nGrowth (%zu profiles kept, MEMORY PROFILE HISTORY lists them):\n", history);
+        report = memprofGrowth(report, "the previous profile", memprofHistoryGet(0), memprofHistoryGet(1));
+        if (history > 2) {
+            report = memprofGrowth(report, "the oldest profile kept", memprofHistoryGet(0),
+                                   memprofHistoryGet(history - 1));
+        }
+    }
 
     sds advice = memprofDeepAdvice(sdsempty(), pub->last, user);
     advice = memprofWaterfallAdvice(advice, &w);
