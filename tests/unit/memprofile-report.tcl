@@ -13,7 +13,9 @@ set ::mp_encodings {string_int string_embstr string_raw list_listpack list_quick
     set_hashtable zset_listpack zset_skiplist hash_listpack hash_hashtable stream_stream}
 set ::mp_ttl_buckets {none expired 1h 1d 7d later}
 set ::mp_breakdown {mem_kv_user_data mem_kv_expiration mem_kv_hash_metadata mem_um_kvstore mem_um_clients_io
-    mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog}
+    mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog
+    mem_rss mem_startup mem_other_allocations mem_allocator_frag mem_allocator_dirty mem_allocator_muzzy
+    mem_allocator_retained mem_rss_other}
 set ::mp_fields {status source time duration_ms used_memory keys bytes types encodings dbs ttl histograms
     topkeys prefixes breakdown}
 
@@ -184,13 +186,15 @@ start_server [list tags {"memprofile external:skip"} overrides $::mp_report_over
         set docs [dict get [r command docs memory|profile] memory|profile]
         assert_equal 8.1.1-memprofile [dict get $docs since]
         assert_equal server [dict get $docs group]
-        set report [lindex [dict get $docs arguments] 0]
-        assert_equal REPORT [dict get $report token]
-        assert_equal block [dict get $report type]
-        set opts [dict get $report arguments]
+        # MEMORY PROFILE <REPORT | HISTORY> [COUNT count] [TYPE type]
+        lassign [dict get $docs arguments] operation count type
+        assert_equal oneof [dict get $operation type]
+        assert_equal {REPORT HISTORY} [mp_column [dict get $operation arguments] token]
+        set opts [list $count $type]
         assert_equal {COUNT TYPE} [mp_column $opts token]
         assert_equal {integer string} [mp_column $opts type]
         foreach o $opts { assert_match {*optional*} [dict get $o flags] }
+        assert_match {*PROFILE HISTORY \[COUNT <count>\]*} [r memory help]
         set info [lindex [r command info memory|profile] 0]
         assert_equal memory|profile [lindex $info 0]
         assert_equal -3 [lindex $info 1]
