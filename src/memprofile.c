@@ -17,6 +17,8 @@
 #include "memprofile_internal.h"
 #include "rdb.h"
 
+#include <sys/wait.h>
+
 const char *memprofTypeNames[MPT_TYPES] = {"string", "list", "set", "zset", "hash", "stream", "module"};
 
 const memprofEncodingInfo memprofEncodings[MPE_COUNT] = {
@@ -62,6 +64,8 @@ static struct {
     memprofProfile *last; /* What pub.last points to. */
     /* The profile being taken. */
     int scheduled; /* The pending scheduled BGSAVE asked for a profile. */
+    int fork_source;         /* MEMPROF_SOURCE_* of the profile being taken. */
+    time_t last_attempt;     /* Last profile-only child started, for the interval. */
     time_t fork_time;
     long long fork_mstime;
     size_t fork_used_memory;
@@ -176,17 +180,119 @@ static void memprofTakeMemoryView(memprofMemoryView *v) {
 #endif
 }
 
-void memprofSaveStarted(int rdbflags) {
+static void memprofForkStarted(int source) {
     mp.announced = 0;
-    mp.pub.in_progress = (rdbflags & RDBFLAGS_STAT_MEMORY) != 0;
-    if (!mp.pub.in_progress) {
-        memprofTransportRelease();
-        return;
-    }
+    mp.pub.in_progress = 1;
+    mp.fork_source = source;
     mp.fork_time = time(NULL);
     mp.fork_mstime = mstime();
     mp.fork_used_memory = zmalloc_used_memory();
     memprofTakeMemoryView(&mp.fork_mem);
+}
+
+void memprofSaveStarted(int rdbflags) {
+    if (!(rdbflags & RDBFLAGS_STAT_MEMORY)) {
+        mp.announced = 0;
+        mp.pub.in_progress = 0;
+        memprofTransportRelease();
+        return;
+    }
+    memprofForkStarted(MEMPROF_SOURCE_BGSAVE);
+}
+
+/* ------------------------------------------------------------------------
+ * Profile-only children: MEMORY PROFILE START and memory-profile-interval.
+ * --------------------------------------------------------------------- */
+
+int memprofStartProfile(sds *err) {
+    if (hasActiveChildProcess()) {
+        if (server.child_type == CHILD_TYPE_MEMPROF)
+            *err = sdsnew("A memory profile is already in progress");
+        else if (server.child_type == CHILD_TYPE_RDB)
+            *err = sdsnew("Background save already in progress: BGSAVE STAT_MEMORY profiles while saving");
+        else
+            *err = sdsnew("Another child process is active (AOF?): can't start a memory profile right now");
+        return C_ERR;
+    }
+    if (memprofTransportPrepare() != C_OK) {
+        *err = sdsnew("Can't map the memory profile's report region: see the server log");
+        return C_ERR;
+    }
+    mp.last_attempt = time(NULL);
+    pid_t childpid = serverFork(CHILD_TYPE_MEMPROF);
+    if (childpid == 0) {
+        /* Child */
+        serverSetProcTitle("valkey-memprof");
+        serverSetCpuAffinity(server.bgsave_cpulist);
+        exitFromChild(memprofProfileChildMain());
+    }
+    if (childpid == -1) {
+        memprofTransportRelease();
+        *err = sdscatprintf(sdsempty(), "Can't start a memory profile: fork: %s", strerror(errno));
+        return C_ERR;
+    }
+    serverLog(LL_NOTICE, "Memory profiling started by pid %ld", (long)childpid);
+    memprofForkStarted(MEMPROF_SOURCE_PROFILE);
+    return C_OK;
+}
+
+void memprofKillChild(const char *why) {
+    if (server.child_type != CHILD_TYPE_MEMPROF) return;
+    int statloc;
+    pid_t pid = server.child_pid;
+    serverLog(LL_WARNING, "Memory profiling child %ld killed: %s", (long)pid, why);
+    kill(pid, SIGUSR1);
+    /* Reap it now, so that the caller can fork at once. */
+    while (waitpid(pid, &statloc, 0) == -1 && errno == EINTR);
+    memprofSaveDone(1, SIGUSR1);
+    resetChildState();
+}
+
+/* Whether persistence waits for a child (the conditions under which
+ * serverCron() and the replication cron start one, see there): then a
+ * profile-only child gives way. */
+static const char *memprofPersistenceWaits(void) {
+    if (server.rdb_bgsave_scheduled) return "a scheduled BGSAVE waits";
+    if (server.aof_rewrite_scheduled) return "a scheduled AOF rewrite waits";
+    for (int j = 0; j < server.saveparamslen; j++) {
+        struct saveparam *sp = server.saveparams + j;
+        if (server.dirty >= sp->changes && server.unixtime - server.lastsave > sp->seconds &&
+            (server.unixtime - server.lastbgsave_try > CONFIG_BGSAVE_RETRY_DELAY ||
+             server.lastbgsave_status == C_OK))
+            return "a save point is due";
+    }
+    if (server.aof_state == AOF_ON && server.aof_rewrite_perc && server.aof_current_size > server.aof_rewrite_min_size) {
+        long long base = server.aof_rewrite_base_size ? server.aof_rewrite_base_size : 1;
+        if ((server.aof_current_size * 100 / base) - 100 >= server.aof_rewrite_perc) return "an AOF rewrite is due";
+    }
+    listIter li;
+    listNode *ln;
+    listRewind(server.replicas, &li);
+    while ((ln = listNext(&li))) {
+        client *replica = ln->value;
+        if (replica->repl_data->repl_state == REPLICA_STATE_WAIT_BGSAVE_START) return "a replica waits for a full sync";
+    }
+    return NULL;
+}
+
+void memprofCron(void) {
+    const char *why = memprofPersistenceWaits();
+    if (why) {
+        memprofKillChild(why);
+        return;
+    }
+    /* memory-profile-interval: since the last published profile (of any
+     * source), and not more often than that after a failed one. */
+    if (server.memory_profile_interval <= 0 || hasActiveChildProcess()) return;
+    time_t last = mp.pub.last ? mp.pub.time : server.stat_starttime;
+    if (mp.last_attempt > last) last = mp.last_attempt;
+    if (server.unixtime - last < server.memory_profile_interval) return;
+    sds err = NULL;
+    if (memprofStartProfile(&err) != C_OK) {
+        serverLog(LL_WARNING, "Scheduled memory profile not started: %s", err);
+        sdsfree(err);
+        mp.last_attempt = server.unixtime;
+    }
 }
 
 void memprofReportAnnounced(size_t len) {
@@ -204,9 +310,9 @@ void memprofSaveDone(int exitcode, int bysignal) {
     memprofProfile *p = NULL;
     const char *why = NULL;
     if (bysignal)
-        why = "the save was terminated by a signal";
+        why = "the child was terminated by a signal";
     else if (exitcode != 0)
-        why = "the save failed";
+        why = "the child failed";
     else if (!mp.announced)
         why = "the child's report did not arrive";
     else
@@ -223,7 +329,7 @@ void memprofSaveDone(int exitcode, int bysignal) {
     mp.last = p;
     mp.pub.last = p;
     mp.pub.status = MEMPROF_STATUS_OK;
-    mp.pub.source = MEMPROF_SOURCE_BGSAVE;
+    mp.pub.source = mp.fork_source;
     mp.pub.time = mp.fork_time;
     mp.pub.duration_ms = mstime() - mp.fork_mstime;
     mp.pub.used_memory = mp.fork_used_memory;

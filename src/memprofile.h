@@ -57,6 +57,11 @@ int memprofSaveFlags(int rdbflags);
 void memprofSaveStarted(int rdbflags);
 /* checkChildrenDone(), after the final childinfo drain, for RDB children. */
 void memprofSaveDone(int exitcode, int bysignal);
+/* serverCron(), before it starts scheduled or due saves and rewrites. */
+void memprofCron(void);
+/* Kill the profile-only child, if one runs, saying why (BGSAVE,
+ * BGREWRITEAOF, shutdown): the caller can fork at once. */
+void memprofKillChild(const char *why);
 /* readChildInfo(): the child announced a report of 'len' bytes. */
 void memprofReportAnnounced(size_t len);
 

@@ -32,7 +32,6 @@ static struct {
     unsigned char delimiter[256]; /* 1 for the delimiter bytes. */
     int single_delimiter;         /* The delimiter when there is one, else -1. */
     long long now_ms;            /* The fork instant, for TTLs. */
-    size_t used_memory_at_begin; /* To tell what the deep state takes. */
 } child;
 
 static int memprofTtlBucket(long long ttl_ms) {
@@ -165,7 +164,6 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
     if (!(rdbflags & RDBFLAGS_STAT_MEMORY)) return NULL;
     memset(&child, 0, sizeof(child));
     child.now_ms = mstime();
-    child.used_memory_at_begin = zmalloc_used_memory();
     memprofMeasureForkInstant(&child.f);
     child.dbs = zcalloc(sizeof(memprofCount) * server.dbnum);
     if (server.cluster_enabled) child.slots = zcalloc(sizeof(memprofCount) * CLUSTER_SLOTS);
@@ -191,6 +189,15 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
     return memprofAccountKey;
 }
 
+/* What the deep state holds in the child's memory (its own allocations;
+ * copy-on-write of the parent's pages comes on top). */
+static size_t memprofChildStateBytes(void) {
+    size_t bytes = zmalloc_size(child.dbs) + (child.slots ? zmalloc_size(child.slots) : 0);
+    for (int t = 0; t < MPT_TYPES; t++) bytes += memprofTopKeysBytes(child.topkeys[t]);
+    for (int d = 0; d < child.depth; d++) bytes += memprofPrefixesBytes(child.prefixes[d]);
+    return bytes;
+}
+
 /* Lists of the dbs or slots that have keys. */
 static memprofIndexed *memprofNonEmpty(const memprofCount *counts, int n, size_t *len) {
     memprofIndexed *out = zmalloc(sizeof(*out) * n);
@@ -199,6 +206,34 @@ static memprofIndexed *memprofNonEmpty(const memprofCount *counts, int n, size_t
         if (counts[i].keys) out[(*len)++] = (memprofIndexed){i, counts[i].keys, counts[i].bytes};
     }
     return out;
+}
+
+/* MEMORY PROFILE START's child: the same accounting as a profiling save's,
+ * over every db, without serializing anything. Progress goes to the parent
+ * about once a second, as a save's does. */
+int memprofProfileChildMain(void) {
+    rdbKeyMemStatFn account = memprofChildBegin(RDBFLAGS_STAT_MEMORY);
+    long long info_updated = 0;
+    size_t keys = 0;
+    for (int j = 0; j < server.dbnum; j++) {
+        kvstoreIterator *it = kvstoreIteratorInit(server.db[j].keys, HASHTABLE_ITER_SAFE | HASHTABLE_ITER_PREFETCH_VALUES);
+        void *next;
+        while (kvstoreIteratorNext(it, &next)) {
+            robj *o = next;
+            account(o, j, memprofElementBytes(o));
+            if ((keys++ & 1023) == 0) {
+                long long now = mstime();
+                if (now - info_updated >= 1000) {
+                    sendChildInfo(CHILD_INFO_TYPE_CURRENT_INFO, keys, "Memory profile");
+                    info_updated = now;
+                }
+            }
+            if (server.rdb_key_save_delay) debugDelay(server.rdb_key_save_delay);
+        }
+        kvstoreIteratorRelease(it);
+    }
+    memprofChildSend();
+    return 0;
 }
 
 void memprofChildSend(void) {
@@ -214,7 +249,7 @@ void memprofChildSend(void) {
         return;
     }
     serverLog(LL_VERBOSE, "Memory profile: report of %zu bytes; the deep state took %zu bytes in the child", len,
-              zmalloc_used_memory() - child.used_memory_at_begin);
+              memprofChildStateBytes());
     if (server.memory_profile_report_fault) len = memprofTransportDamage(len, server.memory_profile_report_fault);
     if (server.memory_profile_report_delay) debugDelay(server.memory_profile_report_delay);
     if (sendChildInfoAnnounce(CHILD_INFO_TYPE_MEMORY_PROFILE, len) != C_OK) {

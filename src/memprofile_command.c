@@ -326,6 +326,22 @@ void memprofProfileCommand(client *c) {
         memprofReportCommand(c);
     } else if (!strcasecmp(verb, "history")) {
         memprofHistoryCommand(c);
+    } else if (!strcasecmp(verb, "start") && c->argc == 3) {
+        sds err = NULL;
+        if (memprofStartProfile(&err) == C_OK) {
+            addReplyStatus(c, "Memory profiling started");
+        } else {
+            addReplyErrorSds(c, err);
+        }
+    } else if (!strcasecmp(verb, "cancel") && c->argc == 3) {
+        if (server.child_type == CHILD_TYPE_MEMPROF) {
+            memprofKillChild("MEMORY PROFILE CANCEL");
+            addReplyStatus(c, "Memory profiling cancelled");
+        } else {
+            addReplyError(c, "No memory profile is in progress");
+        }
+    } else if (!strcasecmp(verb, "start") || !strcasecmp(verb, "cancel")) {
+        addReplyErrorObject(c, shared.syntaxerr);
     } else {
         addReplyErrorFormat(c, "unknown subcommand '%.128s'. Try MEMORY HELP.", verb);
     }

@@ -172,6 +172,9 @@ typedef struct memprofPublished {
     memprofMemoryView mem;      /* The process at the fork. */
 } memprofPublished;
 const memprofPublished *memprofGetPublished(void);
+/* MEMORY PROFILE START: fork a profile-only child. C_ERR with *err set (an
+ * sds the caller frees) when it could not start. */
+int memprofStartProfile(sds *err);
 
 /* What the history keeps of a published profile: enough to tell what grew. */
 #define MEMPROF_HISTORY_PREFIXES 20
@@ -192,6 +195,7 @@ const memprofSummary *memprofHistoryGet(size_t i);
 
 /* Sizes (memprofile_size.c). */
 size_t memprofValueBytes(robj *o, int dbid);
+size_t memprofElementBytes(robj *o);
 int memprofEncodingOf(robj *o);
 unsigned long long memprofElements(robj *o);
 
@@ -206,6 +210,7 @@ unsigned long long memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int e
                                        long long ttl_ms);
 unsigned long long memprofTopKeysFloor(const memprofTopKeys *t);
 size_t memprofTopKeysCount(const memprofTopKeys *t);
+size_t memprofTopKeysBytes(const memprofTopKeys *t);
 const memprofTopKey *memprofTopKeysGet(const memprofTopKeys *t, size_t i);
 
 typedef struct memprofPrefixes memprofPrefixes;
@@ -213,9 +218,13 @@ memprofPrefixes *memprofPrefixesCreate(size_t capacity);
 void memprofPrefixesFree(memprofPrefixes *s);
 void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long bytes);
 size_t memprofPrefixesCount(const memprofPrefixes *s);
+size_t memprofPrefixesBytes(const memprofPrefixes *s);
 /* Row i (any order) with its keys, bytes and error bound. */
 void memprofPrefixesGet(const memprofPrefixes *s, size_t i, const char **prefix, size_t *len,
                         unsigned long long *keys, unsigned long long *bytes, unsigned long long *error_bytes);
+
+/* The profile-only child's walk (memprofile_child.c); returns the exit code. */
+int memprofProfileChildMain(void);
 
 /* The report (memprofile_transport.c). The parent maps a shared region
  * before the fork; the child writes the report there and announces its

@@ -92,13 +92,15 @@ sds memprofInfoString(sds info) {
                         "rdb_stats_status:%s\r\n"
                         "rdb_stats_source:%s\r\n"
                         "rdb_stats_in_progress:%d\r\n"
+                        "rdb_stats_progress_keys:%zu\r\n"
                         "rdb_stats_last_time:%lld\r\n"
                         "rdb_stats_duration_ms:%lld\r\n"
                         "rdb_stats_used_memory:%zu\r\n"
                         "rdb_stats_keys:%llu\r\n"
                         "rdb_stats_bytes:%llu\r\n",
                         memprofStatusNames[pub->status], pub->last ? memprofSourceNames[pub->source] : "none",
-                        pub->in_progress, (long long)pub->time, pub->duration_ms, pub->used_memory, keys, bytes);
+                        pub->in_progress, pub->in_progress ? server.stat_current_save_keys_processed : 0,
+                        (long long)pub->time, pub->duration_ms, pub->used_memory, keys, bytes);
     for (int t = 0; t < MPT_TYPES; t++) {
         info = sdscatprintf(info, "rdb_stats_%s_keys:%llu\r\nrdb_stats_%s_bytes:%llu\r\n", memprofTypeNames[t],
                             types[t].keys, memprofTypeNames[t], types[t].bytes);
@@ -384,22 +386,33 @@ static sds memprofGrowth(sds s, const char *since, const memprofSummary *new, co
     s = memprofCatDelta(s, (long long)(tn[bt].bytes - to[bt].bytes));
     s = sdscatprintf(s, ", encoding %s ", memprofEncodings[be].name);
     s = memprofCatDelta(s, (long long)(new->enc[be].bytes - old->enc[be].bytes));
-    /* The first-level prefix of the newer profile that changed most. */
+    /* The first-level prefix that changed most: one of the newer profile's
+     * (by its rank there), or one the newer profile no longer lists (by its
+     * rank in the older one). */
     long long best = 0;
     size_t rank = 0;
+    int gone = 0;
     for (size_t i = 0; i < new->nprefixes; i++) {
         long long before = 0;
         for (size_t j = 0; j < old->nprefixes; j++) {
             if (!sdscmp(new->prefixes[i].prefix, old->prefixes[j].prefix)) before = (long long)old->prefixes[j].bytes;
         }
         long long d = (long long)new->prefixes[i].bytes - before;
-        if (!rank || llabs(d) > llabs(best)) {
-            best = d;
-            rank = i + 1;
-        }
+        if (llabs(d) > llabs(best)) best = d, rank = i + 1, gone = 0;
     }
-    if (rank) {
+    for (size_t j = 0; j < old->nprefixes; j++) {
+        int listed = 0;
+        for (size_t i = 0; i < new->nprefixes && !listed; i++) {
+            listed = !sdscmp(new->prefixes[i].prefix, old->prefixes[j].prefix);
+        }
+        long long d = -(long long)old->prefixes[j].bytes;
+        if (!listed && llabs(d) > llabs(best)) best = d, rank = j + 1, gone = 1;
+    }
+    if (rank && !gone) {
         s = sdscatprintf(s, ", the first-level prefix ranked %zu ", rank);
+        s = memprofCatDelta(s, best);
+    } else if (rank) {
+        s = sdscatprintf(s, ", the first-level prefix ranked %zu before and no longer listed ", rank);
         s = memprofCatDelta(s, best);
     }
     s = sdscat(s, ".\n");
@@ -407,10 +420,11 @@ static sds memprofGrowth(sds s, const char *since, const memprofSummary *new, co
      * allocator keeping pages, not data. */
     long long used = (long long)new->used_memory - (long long)old->used_memory;
     if (rss > 0 && rss > used + (long long)(new->rss / 20)) {
-        s = sdscat(s, "   RSS grew ");
-        s = memprofCatDelta(s, rss - used);
-        s = sdscat(s, " more than used_memory: the allocator holds the difference (see the waterfall above), "
-                      "not the data.\n");
+        s = sdscat(s, "   RSS changed by ");
+        s = memprofCatDelta(s, rss);
+        s = sdscat(s, " while used_memory changed by ");
+        s = memprofCatDelta(s, used);
+        s = sdscat(s, ": the allocator holds the difference (see the waterfall above), not the data.\n");
     }
     return s;
 }

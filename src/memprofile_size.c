@@ -165,6 +165,27 @@ int memprofEncodingOf(robj *o) {
     }
 }
 
+/* The elements rdbSaveObject()'s loops size while saving (set members of
+ * the hashtable encoding, skiplist nodes, hash entries of the hashtable
+ * encoding), for a profile-only child, which does not save. */
+size_t memprofElementBytes(robj *o) {
+    size_t bytes = 0;
+    void *next;
+    hashtableIterator it;
+    if (o->type == OBJ_SET && o->encoding == OBJ_ENCODING_HASHTABLE) {
+        hashtableInitIterator(&it, o->ptr, 0);
+        while (hashtableNext(&it, &next)) bytes += memprofSdsBytes(next);
+        hashtableResetIterator(&it);
+    } else if (o->type == OBJ_ZSET && o->encoding == OBJ_ENCODING_SKIPLIST) {
+        for (zskiplistNode *zn = ((zset *)o->ptr)->zsl->tail; zn; zn = zn->backward) bytes += memprofZslNodeBytes(zn);
+    } else if (o->type == OBJ_HASH && o->encoding == OBJ_ENCODING_HASHTABLE) {
+        hashtableInitIterator(&it, o->ptr, 0);
+        while (hashtableNext(&it, &next)) bytes += hashTypeEntryMemUsage(next);
+        hashtableResetIterator(&it);
+    }
+    return bytes;
+}
+
 /* The element count a report shows: a collection's length, a string's
  * length, a stream's entries. O(1) for every encoding. */
 unsigned long long memprofElements(robj *o) {

@@ -106,6 +106,13 @@ unsigned long long memprofTopKeysFloor(const memprofTopKeys *t) {
     return t->count < t->capacity ? 0 : t->heap[0].bytes;
 }
 
+/* The memory a summary holds, for the child's report of its own cost. */
+size_t memprofTopKeysBytes(const memprofTopKeys *t) {
+    size_t bytes = zmalloc_size((void *)t) + (t->heap ? zmalloc_size(t->heap) : 0);
+    for (size_t i = 0; i < t->count; i++) bytes += sdsAllocSize(t->heap[i].name);
+    return bytes;
+}
+
 size_t memprofTopKeysCount(const memprofTopKeys *t) {
     return t->count;
 }
@@ -287,6 +294,12 @@ void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint
     pe->bytes += bytes;
     s->index[prefixFind(s, prefix, len, hash)] = e;
     prefixSiftDown(s, 0);
+}
+
+size_t memprofPrefixesBytes(const memprofPrefixes *s) {
+    size_t bytes = zmalloc_size((void *)s) + zmalloc_size(s->entries) + zmalloc_size(s->heap) + zmalloc_size(s->index);
+    for (size_t i = 0; i < s->count; i++) bytes += sdsAllocSize(s->entries[i].name);
+    return bytes;
 }
 
 size_t memprofPrefixesCount(const memprofPrefixes *s) {

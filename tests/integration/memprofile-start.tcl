@@ -1,0 +1,216 @@
+# MEMORY PROFILE START / CANCEL: a profile-only child that writes no file,
+# yields to persistence, and memory-profile-interval.
+
+source tests/helpers/memprofile-util.tcl
+
+# Start a profile-only child and wait for it to be reaped.
+proc mp_start_profile {{r r}} {
+    assert_equal {Memory profiling started} [{*}$r memory profile start]
+    wait_for_condition 300 50 {[mp_info rdb_stats_in_progress $r] == 0} else {
+        fail "profile-only child still running"
+    }
+}
+
+# Start a profile-only child slowed down by rdb-key-save-delay (which also
+# paces the profile-only walk) and wait until it reported progress.
+proc mp_start_slow_profile_only {} {
+    r config set rdb-key-save-delay 1000
+    assert_equal {Memory profiling started} [r memory profile start]
+    wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 1} else { fail "no profile-only child" }
+}
+
+proc mp_stop_slowing {} {
+    r config set rdb-key-save-delay 0
+}
+
+# The figures of a profile that do not depend on how it was taken.
+proc mp_profile_figures {} {
+    set rep [r memory profile report count 0]
+    foreach f {status source time duration_ms used_memory breakdown} { dict unset rep $f }
+    # The TTL left moves on between two profiles.
+    set keys {}
+    foreach k [dict get $rep topkeys] { dict unset k ttl_ms; lappend keys $k }
+    dict set rep topkeys $keys
+    return $rep
+}
+
+tags {"memprofile external:skip"} {
+
+start_server {overrides {save "" appendonly no enable-debug-command yes latency-tracking no}} {
+    r debug populate 3000 user 40
+    r hset big:hash {*}[lrepeat 300 f v] f1 x f2 y
+    for {set i 0} {$i < 300} {incr i} { r hset big:hash field:$i value:$i }
+    for {set i 0} {$i < 300} {incr i} { r sadd big:set member:$i; r zadd big:zset $i m:$i }
+    r rpush list a b c
+    r setex ttl:1 3000 v
+    r select 3
+    r set other 1
+    r select 9
+
+    test {MEMORY PROFILE START: a profile without an RDB file, with save "" and no AOF} {
+        set dir [lindex [r config get dir] 1]
+        set rdb [file join $dir [lindex [r config get dbfilename] 1]]
+        file delete -force $rdb
+        set digest [r debug digest]
+        set lastsave [r lastsave]
+        set saves [s rdb_saves]
+        mp_start_profile
+        assert_equal ok [mp_info rdb_stats_status]
+        assert_equal profile [mp_info rdb_stats_source]
+        # db 9 and the one key in db 3.
+        assert_equal [expr {[r dbsize] + 1}] [mp_info rdb_stats_keys]
+        assert_equal profile [dict get [r memory profile report] source]
+        # No file, no save counted, the data untouched.
+        assert {![file exists $rdb]}
+        assert_equal $lastsave [r lastsave]
+        assert_equal $saves [s rdb_saves]
+        assert_equal $digest [r debug digest]
+        verify_log_message 0 "*Memory profiling started by pid*" 0
+    } {} {needs:debug}
+
+    test {A profile-only child measures what a profiling save measures, to the byte} {
+        # Two different walks: the save sizes elements inside its own loops,
+        # the profile-only child walks them itself.
+        mp_start_profile
+        set only [mp_profile_figures]
+        mp_profile
+        set saved [mp_profile_figures]
+        assert_equal $saved $only
+        assert_equal bgsave [mp_info rdb_stats_source]
+    }
+
+    test {MEMORY PROFILE START works with an unwritable dir} {
+        set dir [lindex [r config get dir] 1]
+        set gone [file join $dir gone-[pid]]
+        file mkdir $gone
+        r config set dir $gone
+        file delete -force $gone
+        mp_start_profile
+        assert_equal ok [mp_info rdb_stats_status]
+        # A save fails there; the profile did not.
+        catch {r save} err
+        assert_match {*ERR*} $err
+        r config set dir $dir
+    }
+
+    test {While it runs: in progress with keys walked, not an RDB save; a second START errs} {
+        mp_start_slow_profile_only
+        wait_for_condition 100 50 {[mp_info rdb_stats_progress_keys] > 0} else { fail "no progress reported" }
+        assert_equal 0 [s rdb_bgsave_in_progress]
+        assert_error {*already in progress*} {r memory profile start}
+        assert_equal {Memory profiling cancelled} [r memory profile cancel]
+        mp_stop_slowing
+        assert_equal 0 [mp_info rdb_stats_progress_keys]
+    }
+
+    test {MEMORY PROFILE CANCEL kills the child: nothing published, the previous profile stays} {
+        mp_start_profile
+        set prev [mp_info_dict]
+        set count [mp_log_count]
+        mp_start_slow_profile_only
+        set pid [get_child_pid 0]
+        assert_equal {Memory profiling cancelled} [r memory profile cancel]
+        mp_stop_slowing
+        assert_equal 0 [mp_info rdb_stats_in_progress]
+        assert_equal err [mp_info rdb_stats_status]
+        assert_equal $count [mp_log_count]
+        dict for {k v} $prev {
+            if {$k ne "rdb_stats_status"} { assert_equal $v [mp_info $k] $k }
+        }
+        # The child is gone, not left behind.
+        assert {[catch {exec kill -0 $pid}]}
+        verify_log_message 0 "*Memory profiling child * killed: MEMORY PROFILE CANCEL*" 0
+        assert_error {*No memory profile is in progress*} {r memory profile cancel}
+    }
+
+    test {Bad forms of START and CANCEL} {
+        assert_error {*syntax error*} {r memory profile start now}
+        assert_error {*syntax error*} {r memory profile cancel all}
+        assert_error {*unknown subcommand*} {r memory profile stop}
+    }
+
+    test {BGSAVE during a profile-only child proceeds at once; the child is killed} {
+        mp_start_slow_profile_only
+        assert_equal {Background saving started} [r bgsave]
+        mp_stop_slowing
+        waitForBgsave r
+        assert_equal err [mp_info rdb_stats_status]
+        assert_equal ok [s rdb_last_bgsave_status]
+        verify_log_message 0 "*killed: BGSAVE was asked for*" 0
+    }
+
+    test {BGREWRITEAOF during a profile-only child proceeds at once} {
+        mp_start_slow_profile_only
+        assert_equal {Background append only file rewriting started} [r bgrewriteaof]
+        mp_stop_slowing
+        waitForBgrewriteaof r
+        assert_equal err [mp_info rdb_stats_status]
+    }
+
+    test {START when another child runs errs as BGSAVE does} {
+        r config set rdb-key-save-delay 1000
+        r bgrewriteaof
+        wait_for_condition 100 10 {[s aof_rewrite_in_progress] == 1} else { fail "no rewrite" }
+        assert_error {*Another child process is active*} {r memory profile start}
+        mp_stop_slowing
+        waitForBgrewriteaof r
+        r config set rdb-key-save-delay 1000
+        r bgsave
+        assert_error {*Background save already in progress*} {r memory profile start}
+        mp_stop_slowing
+        waitForBgsave r
+    }
+
+    test {A save point that comes due kills the profile-only child and saves} {
+        mp_start_slow_profile_only
+        set saves [s rdb_saves]
+        r config set save "1 1"
+        r set trigger 1
+        wait_for_condition 100 50 {[s rdb_saves] > $saves} else { fail "the save point did not save" }
+        r config set save ""
+        mp_stop_slowing
+        waitForBgsave r
+        verify_log_message 0 "*killed: a save point is due*" 0
+    }
+
+    test {memory-profile-interval: profiles on its own, kept by CONFIG REWRITE across a restart} {
+        assert_error {*must be between*} {r config set memory-profile-interval -1}
+        r config set memory-profile-interval 1
+        set last [mp_info rdb_stats_last_time]
+        wait_for_condition 100 100 {[mp_info rdb_stats_last_time] > $last && [mp_info rdb_stats_status] eq "ok"} else {
+            fail "no scheduled profile"
+        }
+        assert_equal profile [mp_info rdb_stats_source]
+        r config rewrite
+        restart_server 0 true false
+        assert_equal {memory-profile-interval 1} [r config get memory-profile-interval]
+        wait_for_condition 100 100 {[mp_info rdb_stats_status] eq "ok"} else {
+            fail "no scheduled profile after the restart"
+        }
+        r config set memory-profile-interval 0
+    }
+}
+
+start_server {tags {"repl"} overrides {save "" enable-debug-command yes}} {
+    set primary [srv 0 client]
+    set primary_host [srv 0 host]
+    set primary_port [srv 0 port]
+    $primary debug populate 20000
+    start_server {overrides {save ""}} {
+        test {A replica's full sync during a profile-only child proceeds at once} {
+            $primary config set rdb-key-save-delay 1000
+            assert_equal {Memory profiling started} [$primary memory profile start]
+            r replicaof $primary_host $primary_port
+            wait_for_condition 100 50 {[mp_info rdb_stats_in_progress $primary] == 0} else {
+                fail "the profile-only child was not killed"
+            }
+            $primary config set rdb-key-save-delay 0
+            wait_for_condition 200 50 {[s master_link_status] eq "up"} else { fail "replica did not sync" }
+            assert_equal [$primary dbsize] [r dbsize]
+            assert_equal err [mp_info rdb_stats_status $primary]
+            verify_log_message -1 "*killed: a replica waits for a full sync*" 0
+        }
+    }
+}
+
+}
