@@ -431,18 +431,20 @@ static sds memprofGrowth(sds s, const char *since, const memprofSummary *new, co
 
 sds memprofDoctorReport(sds report) {
     const memprofPublished *pub = memprofGetPublished();
-    report = sdscat(report, "\nMemory composition (BGSAVE STAT_MEMORY):\n");
+    report = sdscat(report, "\nMemory composition (memory profile):\n");
     if (pub->status == MEMPROF_STATUS_NONE) {
         return sdscat(report, " * No profile yet. Run BGSAVE STAT_MEMORY (or set rdb-save-stat-memory yes) to "
-                              "take one: the save child measures every key without slowing the server, and the "
-                              "result appears here, in INFO rdb_stats and in the log.\n");
+                              "take one while saving, or MEMORY PROFILE START to take one without writing a file "
+                              "(memory-profile-interval takes them on a schedule): a forked child measures every "
+                              "key without slowing the server, and the result appears here, in INFO rdb_stats, "
+                              "in MEMORY PROFILE REPORT and in the log.\n");
     }
     if (pub->status == MEMPROF_STATUS_ERR) {
-        report = sdscat(report, " * The last profiling save failed or was stopped; ");
-        if (!pub->last) return sdscat(report, "there is no earlier profile. Run BGSAVE STAT_MEMORY again.\n");
+        report = sdscat(report, " * The last profile failed or was stopped; ");
+        if (!pub->last) return sdscat(report, "there is no earlier profile. Run MEMORY PROFILE START again.\n");
         report = sdscat(report, "the figures below are from the one before it.\n");
     }
-    if (pub->in_progress) report = sdscat(report, " * A profiling save is running now.\n");
+    if (pub->in_progress) report = sdscat(report, " * A profiling child is running now.\n");
 
     const memprofFigures *f = &pub->last->f;
     unsigned long long keys, user;
@@ -450,7 +452,8 @@ sds memprofDoctorReport(sds report) {
     memprofTotals(f, &keys, &user);
     memprofTypeTotals(f, types);
     long long age = (long long)(time(NULL) - pub->time);
-    report = sdscatprintf(report, " * Profile taken %lld seconds ago (the save took %lld ms): %llu keys, ", age,
+    report = sdscatprintf(report, " * Profile taken %lld seconds ago by %s (it took %lld ms): %llu keys, ", age,
+                          pub->source == MEMPROF_SOURCE_PROFILE ? "MEMORY PROFILE START" : "BGSAVE STAT_MEMORY",
                           pub->duration_ms, keys);
     report = memprofCatBytes(report, user);
     report = sdscat(report, " of user data.\n");
@@ -538,7 +541,7 @@ sds memprofDoctorReport(sds report) {
                                 "MEMORY STATS shows the first ones.\n");
     }
     if (age > 3600) {
-        advice = sdscatprintf(advice, " * The profile is %lld hours old: run BGSAVE STAT_MEMORY for a fresh one.\n",
+        advice = sdscatprintf(advice, " * The profile is %lld hours old: MEMORY PROFILE START takes a fresh one.\n",
                               age / 3600);
     }
     if (sdslen(advice)) {

@@ -202,7 +202,7 @@ size_t memprofTransportWrite(const memprofFigures *f, const memprofIndexed *dbs,
     }
 
     memprofIndexed *sorted = zmalloc(sizeof(*sorted) * (nslots ? nslots : 1));
-    memcpy(sorted, slots, sizeof(*sorted) * nslots);
+    if (nslots) memcpy(sorted, slots, sizeof(*sorted) * nslots);
     qsort(sorted, nslots, sizeof(*sorted), cmpIndexedBytesDesc);
     for (size_t i = 0; i < nslots; i++) {
         indexedRecord r = {sorted[i].index, sorted[i].keys, sorted[i].bytes};

@@ -200,7 +200,7 @@ start_server {overrides {save "" enable-debug-command yes}} {
 
 start_server {overrides {save ""}} {
     test {MEMORY DOCTOR without a profile says how to take one} {
-        assert_match {*No profile yet. Run BGSAVE STAT_MEMORY*} [r memory doctor]
+        assert_match {*No profile yet. Run BGSAVE STAT_MEMORY*MEMORY PROFILE START*} [r memory doctor]
     }
 }
 
