@@ -386,6 +386,25 @@ def run(args, workdir):
         report = json.loads(server.cli("--json", "-3", "MEMORY", "PROFILE", "REPORT", "COUNT", "5"))
         for line in deep_report_lines(report, info):
             print(line)
+
+        step(9, "Grow one namespace, then MEMORY PROFILE START (no RDB written) and the growth")
+        server.cli("DEBUG", "POPULATE", "50000", "newfeature", "64")
+        started = time.monotonic()
+        print(server.cli("MEMORY", "PROFILE", "START").strip())
+        info_text, info = wait_for_profile(server)
+        if info["rdb_stats_source"] != "profile":
+            raise DemoError("the profile-only child's profile has source %s" % info["rdb_stats_source"])
+        print("profile published after %.1f s (source %s, rdb_stats_duration_ms:%s)"
+              % (time.monotonic() - started, info["rdb_stats_source"], info["rdb_stats_duration_ms"]))
+        history = json.loads(server.cli("--json", "-3", "MEMORY", "PROFILE", "HISTORY"))
+        print("MEMORY PROFILE HISTORY: %d profiles, user data %s" % (
+            len(history), " <- ".join(human(h["bytes"]) for h in history)))
+        doctor = server.cli("MEMORY", "DOCTOR")
+        for part in ("RSS at the fork", "Growth"):
+            start = doctor.find(part)
+            if start < 0:
+                raise DemoError("MEMORY DOCTOR lacks its '%s' part" % part)
+            print(doctor[start:].split("\n\n")[0].rstrip())
     finally:
         server.stop()
 
