@@ -213,6 +213,14 @@ proc deep_log {} {
 # Substrings of the key names below that no log line or INFO field may hold.
 set ::deep_secrets {Qzs Qzl Qzb Qzt Qzp app:user app:sess cache:0 svc/api z0001: Qxs}
 
+# Every test here compares with the allocator's own figures, or with sizes
+# that jemalloc's size classes make equal: the checked builds (libc malloc)
+# skip the file; memprofile-report covers the same code paths there.
+if {![string match {*malloc=jemalloc*} [exec src/valkey-server --version]]} {
+    puts "memprofile-deep: not a jemalloc build, skipped"
+    return
+}
+
 start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] {
     r debug replybuffer resizing 0
     if {![mp_is_jemalloc]} {

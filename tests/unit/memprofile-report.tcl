@@ -186,10 +186,10 @@ start_server [list tags {"memprofile external:skip"} overrides $::mp_report_over
         set docs [dict get [r command docs memory|profile] memory|profile]
         assert_equal 8.1.1-memprofile [dict get $docs since]
         assert_equal server [dict get $docs group]
-        # MEMORY PROFILE <REPORT | HISTORY> [COUNT count] [TYPE type]
+        # MEMORY PROFILE <START | CANCEL | REPORT | HISTORY> [COUNT count] [TYPE type]
         lassign [dict get $docs arguments] operation count type
         assert_equal oneof [dict get $operation type]
-        assert_equal {REPORT HISTORY} [mp_column [dict get $operation arguments] token]
+        assert_equal {START CANCEL REPORT HISTORY} [mp_column [dict get $operation arguments] token]
         set opts [list $count $type]
         assert_equal {COUNT TYPE} [mp_column $opts token]
         assert_equal {integer string} [mp_column $opts type]

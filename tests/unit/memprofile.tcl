@@ -153,7 +153,7 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
         lappend expected mem_kv_user_data mem_kv_expiration mem_kv_hash_metadata mem_um_kvstore \
             mem_um_clients_io mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog
         # The TTL horizon is always present; per-db fields only for dbs with keys.
-        lappend expected rdb_stats_source
+        lappend expected rdb_stats_source rdb_stats_progress_keys
         # The RSS waterfall at the fork.
         lappend expected mem_rss mem_startup mem_other_allocations mem_allocator_frag mem_allocator_dirty \
             mem_allocator_muzzy mem_allocator_retained mem_rss_other
