@@ -12,10 +12,12 @@ proc mp_start_profile {{r r}} {
 }
 
 # Start a profile-only child slowed down by rdb-key-save-delay (which also
-# paces the profile-only walk) and wait until it reported progress.
+# paces the profile-only walk). The child keeps the delay it had at the
+# fork; children forked later (the save that kills it) run at full speed.
 proc mp_start_slow_profile_only {} {
     r config set rdb-key-save-delay 1000
     assert_equal {Memory profiling started} [r memory profile start]
+    r config set rdb-key-save-delay 0
     wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 1} else { fail "no profile-only child" }
 }
 
@@ -198,13 +200,17 @@ start_server {tags {"repl"} overrides {save "" enable-debug-command yes}} {
     $primary debug populate 20000
     start_server {overrides {save ""}} {
         test {A replica's full sync during a profile-only child proceeds at once} {
+            # The child takes the delay at the fork: 20000 keys at 1 ms
+            # keep it walking for 20 s, while the sync's own child, forked
+            # later, must not inherit the delay.
             $primary config set rdb-key-save-delay 1000
             assert_equal {Memory profiling started} [$primary memory profile start]
+            $primary config set rdb-key-save-delay 0
+            assert_equal 1 [mp_info rdb_stats_in_progress $primary]
             r replicaof $primary_host $primary_port
             wait_for_condition 100 50 {[mp_info rdb_stats_in_progress $primary] == 0} else {
                 fail "the profile-only child was not killed"
             }
-            $primary config set rdb-key-save-delay 0
             wait_for_condition 200 50 {[s master_link_status] eq "up"} else { fail "replica did not sync" }
             assert_equal [$primary dbsize] [r dbsize]
             assert_equal err [mp_info rdb_stats_status $primary]
