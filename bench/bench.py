@@ -37,6 +37,8 @@ LONG_TTL = 10_000_000
 # profile), 1.03 elsewhere.
 TARGET_PROFILED = {"a": 1.03, "b": 1.03, "c": 1.03, "d": 1.05, "p": None}
 TARGET_DEEP_STATE_BYTES = 16 * 1024 * 1024
+# MEMORY PROFILE START (a profile-only child) over a plain BGSAVE, child CPU.
+TARGET_PROFILE_ONLY = {"a": 0.30, "b": 0.30}
 TARGET_PUBLISH_MS = 100
 TARGET_INSTRUCTIONS = 1.005
 TARGET_ENCODING_ERROR_PCT = 0.5
@@ -667,11 +669,40 @@ def children_cpu(client):
     return float(cpu["used_cpu_user_children"]) + float(cpu["used_cpu_sys_children"])
 
 
+def profile_only(server, client, timeout=3600):
+    """Run MEMORY PROFILE START to completion: a profile-only child, no file.
+    Return the child's pid, the log lines written meanwhile and its CPU
+    seconds, as bgsave() does."""
+    offset = server.log_size()
+    cpu0 = children_cpu(client)
+    reply = client.call("MEMORY", "PROFILE", "START")
+    if reply != "Memory profiling started":
+        raise RuntimeError(f"{server.name}: unexpected MEMORY PROFILE START reply {reply!r}")
+    deadline = time.monotonic() + timeout
+    # The parent marks the profile in progress at the fork, before replying.
+    while client.info("rdb_stats")["rdb_stats_in_progress"] != "0":
+        if time.monotonic() > deadline:
+            raise RuntimeError("profile-only child did not finish in time")
+        time.sleep(0.05)
+    if client.info("rdb_stats")["rdb_stats_status"] != "ok":
+        raise RuntimeError(f"{server.name}: profile-only child's profile not published")
+    cpu_s = children_cpu(client) - cpu0
+    lines = server.log_lines(offset)
+    for _, _, _, msg in lines:
+        m = re.match(r"Memory profiling started by pid (\d+)", msg)
+        if m:
+            return int(m.group(1)), lines, cpu_s
+    raise RuntimeError(f"{server.name}: no 'Memory profiling started' line in the log")
+
+
 def bgsave(server, client, profiled, timeout=3600):
     """Run BGSAVE (STAT_MEMORY when profiled) on an open connection to
     completion; return the child's pid, the log lines written meanwhile and
     the CPU seconds the child used (the children CPU counters' growth: the
-    parent adds a child's usage when it reaps it)."""
+    parent adds a child's usage when it reaps it). profiled == PROFILE_ONLY
+    runs MEMORY PROFILE START instead."""
+    if profiled == PROFILE_ONLY:
+        return profile_only(server, client, timeout)
     offset = server.log_size()
     cpu0 = children_cpu(client)
     reply = client.call(*(("BGSAVE", "STAT_MEMORY") if profiled else ("BGSAVE",)))
@@ -688,6 +719,35 @@ def bgsave(server, client, profiled, timeout=3600):
 
 
 DEEP_STATE_LINE = re.compile(r"Memory profile: report of (\d+) bytes; the deep state took (\d+) bytes in the child")
+PRIVATE_LINE = re.compile(r"Memory profile: walked (\d+) keys; the child's private memory is (\d+) bytes")
+# The third mode of a variant, next to False (plain BGSAVE) and True (BGSAVE STAT_MEMORY).
+PROFILE_ONLY = "profile"
+
+
+def timed_profile_only(server, client):
+    """One measured MEMORY PROFILE START: the child's CPU seconds; the wall
+    milliseconds from the parent's 'Memory profiling started by pid P' to
+    child P's last line; the report size and deep state from that line; the
+    child's private memory (its own allocations plus copy-on-write) from its
+    verbose line before it; publication as for a save."""
+    pid, lines, cpu_s = profile_only(server, client)
+    start = next(t for _, _, t, msg in lines if msg == f"Memory profiling started by pid {pid}")
+    child = [(t, msg) for p, _, t, msg in lines if p == pid]
+    if not child:
+        raise RuntimeError(f"{server.name}: no log line from profile-only child {pid} (is it at --loglevel verbose?)")
+    end = child[-1][0]
+    deep = next((m for m in (DEEP_STATE_LINE.search(msg) for _, msg in child) if m), None)
+    private = next((m for m in (PRIVATE_LINE.search(msg) for _, msg in child) if m), None)
+    if not deep or not private:
+        raise RuntimeError(f"{server.name}: profile-only child {pid} did not log its report and memory lines")
+    published = next((t for p, _, t, msg in lines if p != pid and msg.startswith("RDB object stats") and t >= end),
+                     None)
+    if published is None:
+        raise RuntimeError(f"{server.name}: no 'RDB object stats' line after child {pid} ended")
+    logged = int(deep.group(2))
+    return {"cpu_s": cpu_s, "wall_ms": (end - start) * 1000, "report_bytes": int(deep.group(1)),
+            "logged_bytes": logged - (1 << 64) if logged >= 1 << 63 else logged,
+            "private_bytes": int(private.group(2)), "publish_ms": (published - end) * 1000}
 
 
 def timed_bgsave(server, client, profiled):
@@ -728,7 +788,7 @@ def timed_bgsave(server, client, profiled):
 # ---------------------------------------------------------------------------
 
 VARIANTS = (("vanilla", "plain BGSAVE", False), ("fork", "plain BGSAVE", False),
-            ("fork", "BGSAVE STAT_MEMORY", True))
+            ("fork", "BGSAVE STAT_MEMORY", True), ("fork", "MEMORY PROFILE START", PROFILE_ONLY))
 
 
 def prepare_rdb(args, root, name, loader_fn):
@@ -807,11 +867,16 @@ def bench_dataset(args, root, name, title, loader_fn):
         for run in range(args.runs):
             for variant in VARIANTS:
                 time.sleep(args.pause)
-                r = timed_bgsave(*conns[variant[0]], variant[2])
+                if variant[2] == PROFILE_ONLY:
+                    r = timed_profile_only(*conns[variant[0]])
+                    extra = (f", deep state logged {r['logged_bytes']:,} B, private memory {r['private_bytes']:,} B, "
+                             f"published {r['publish_ms']:.0f} ms after")
+                else:
+                    r = timed_bgsave(*conns[variant[0]], variant[2])
+                    extra = (f", deep state logged {r['logged_bytes']:,} B, CoW {r['cow_bytes']:,} B, "
+                             f"report {r['report_bytes']:,} B, "
+                             f"published {r['publish_ms']:.0f} ms after" if variant[2] else "")
                 times[variant].append(r)
-                extra = (f", deep state logged {r['logged_bytes']:,} B, CoW {r['cow_bytes']:,} B, "
-                         f"report {r['report_bytes']:,} B, "
-                         f"published {r['publish_ms']:.0f} ms after" if variant[2] else "")
                 log(f"[{name}] run {run + 1}: {variant[0]} {variant[1]}: child CPU {r['cpu_s']:.3f} s, "
                     f"wall {r['wall_ms']:,.0f} ms{extra}")
         # The child's CoW at its end, over the median of the plain saves' on
@@ -848,7 +913,8 @@ def callgrind_total(path):
 def child_instructions(server, client, profiled):
     """Instructions the save child executed, from its callgrind file."""
     pid, _, _ = bgsave(server, client, profiled, timeout=7200)
-    os.unlink(server.rdb_path)
+    if profiled != PROFILE_ONLY:
+        os.unlink(server.rdb_path)
     path = os.path.join(server.dir, f"callgrind.out.{pid}")
     for _ in range(600):
         if os.path.exists(path) and os.path.getsize(path) > 0:
@@ -859,7 +925,8 @@ def child_instructions(server, client, profiled):
 
 def callgrind_wrapper(out_dir):
     """valgrind command line: callgrind following children, collecting only
-    inside rdbSaveBackground (so a child's counts start at the fork), except
+    inside rdbSaveBackground or memprofStartProfile (so a child's counts
+    start at the fork), except
     inside sendChildInfoGeneric: its progress reports depend on elapsed time
     and its /proc/self/smaps read (the CoW figure) on the process's
     mappings, which would make identical runs differ by up to 0.2%."""
@@ -867,6 +934,7 @@ def callgrind_wrapper(out_dir):
     if not valgrind:
         raise RuntimeError("valgrind not found (apt-get install valgrind)")
     return (valgrind, "--tool=callgrind", "--trace-children=yes", "--toggle-collect=rdbSaveBackground",
+            "--toggle-collect=memprofStartProfile",
             "--toggle-collect=sendChildInfoGeneric",
             f"--callgrind-out-file={os.path.join(out_dir, 'callgrind.out.%p')}")
 
@@ -907,6 +975,7 @@ def load_long_keys(server, n):
 # first does.
 INSTR_RUNS = (("vanilla", "vanilla", "plain BGSAVE", False), ("fork", "fork", "plain BGSAVE", False),
               ("profiled", "fork", "BGSAVE STAT_MEMORY", True),
+              ("profile_only", "fork", "MEMORY PROFILE START", PROFILE_ONLY),
               ("baseline_plain", "baseline", "plain BGSAVE", False),
               ("baseline", "baseline", "BGSAVE STAT_MEMORY", True))
 
@@ -1126,6 +1195,17 @@ def ratios(d, key="cpu_s"):
     return med[1] / med[0], med[2] / med[1]
 
 
+def profile_only_ratio(d, key="cpu_s"):
+    """MEMORY PROFILE START over plain BGSAVE (fork), from medians."""
+    med = medians(d, key)
+    return med[3] / med[1]
+
+
+def profile_only_runs(d):
+    """The MEMORY PROFILE START runs of a dataset."""
+    return d["times"][VARIANTS[3]]
+
+
 def profiled_runs(d):
     """The BGSAVE STAT_MEMORY runs of a dataset."""
     return d["times"][VARIANTS[2]]
@@ -1147,6 +1227,12 @@ def render_summary(results):
             r = ratios(d)[1]
             rows.append([f"profiled/plain save child CPU time, dataset {d['name']}", f"{r:.3f}", f"≤ {target}",
                          verdict(r <= target)])
+    for d in datasets:
+        target = TARGET_PROFILE_ONLY.get(d["name"])
+        if target is not None:
+            r = profile_only_ratio(d)
+            rows.append([f"profile-only child (MEMORY PROFILE START) / plain BGSAVE child CPU time, dataset "
+                         f"{d['name']}", f"{r:.3f}", f"≤ {target}", verdict(r <= target)])
     for d in results.get("instr") or []:
         target = TARGET_PROFILED.get(d["name"])
         if target is not None:
@@ -1162,6 +1248,10 @@ def render_summary(results):
         worst = max(datasets, key=lambda d: max(r["deep_bytes"] for r in profiled_runs(d)))
         m = max(r["deep_bytes"] for r in profiled_runs(worst))
         rows.append([f"deep state memory in the child (worst: dataset {worst['name']})", mb(m),
+                     f"< {mb(TARGET_DEEP_STATE_BYTES)} (16 MiB)", verdict(m < TARGET_DEEP_STATE_BYTES)])
+        worst = max(datasets, key=lambda d: max(r["logged_bytes"] for r in profile_only_runs(d)))
+        m = max(r["logged_bytes"] for r in profile_only_runs(worst))
+        rows.append([f"profile-only child's own allocations (worst: dataset {worst['name']})", mb(m),
                      f"< {mb(TARGET_DEEP_STATE_BYTES)} (16 MiB)", verdict(m < TARGET_DEEP_STATE_BYTES)])
         worst = max(datasets, key=lambda d: max(r["publish_ms"] for r in profiled_runs(d)))
         run = max(profiled_runs(worst), key=lambda r: r["publish_ms"])
@@ -1200,11 +1290,16 @@ def render_timings(datasets, runs):
     for d in datasets:
         fork_vs_vanilla, profiled_vs_plain = ratios(d)
         target = TARGET_PROFILED.get(d["name"])
+        only = profile_only_ratio(d)
+        only_target = TARGET_PROFILE_ONLY.get(d["name"])
         rows.append([d["name"]] + [spread([r["cpu_s"] for r in d["times"][v]], "{:.2f}") for v in VARIANTS] +
                     [f"{fork_vs_vanilla:.3f}", f"{profiled_vs_plain:.3f}", target_text(target),
-                     verdict(profiled_vs_plain <= target) if target is not None else ""])
+                     verdict(profiled_vs_plain <= target) if target is not None else "",
+                     f"{only:.3f}", target_text(only_target),
+                     verdict(only <= only_target) if only_target is not None else ""])
     out += [table(["dataset", "vanilla plain BGSAVE", "fork plain BGSAVE", "fork BGSAVE STAT_MEMORY",
-                   "fork/vanilla (plain)", "profiled/plain (fork)", "target", "result"], rows), "",
+                   "fork MEMORY PROFILE START", "fork/vanilla (plain)", "profiled/plain (fork)", "target", "result",
+                   "profile-only/plain (fork)", "target", "result"], rows), "",
             f"## BGSAVE wall time (ms, median [min–max] of {runs} runs)", "",
             "From the parent's 'Background saving started by pid P' log line to child P's last line "
             "('Fork CoW for RDB'); depends on the machine's load more than the CPU time does.", ""]
@@ -1212,9 +1307,12 @@ def render_timings(datasets, runs):
     for d in datasets:
         fork_vs_vanilla, profiled_vs_plain = ratios(d, "wall_ms")
         rows.append([d["name"]] + [spread([r["wall_ms"] for r in d["times"][v]], "{:,.0f}") for v in VARIANTS] +
-                    [f"{fork_vs_vanilla:.3f}", f"{profiled_vs_plain:.3f}"])
+                    [f"{fork_vs_vanilla:.3f}", f"{profiled_vs_plain:.3f}", f"{profile_only_ratio(d, 'wall_ms'):.3f}"])
     out += [table(["dataset", "vanilla plain BGSAVE", "fork plain BGSAVE", "fork BGSAVE STAT_MEMORY",
-                   "fork/vanilla (plain)", "profiled/plain (fork)"], rows), "",
+                   "fork MEMORY PROFILE START", "fork/vanilla (plain)", "profiled/plain (fork)",
+                   "profile-only/plain (fork)"], rows), "",
+            "MEMORY PROFILE START's wall time runs from the parent's 'Memory profiling started by pid P' to "
+            "child P's last line ('Memory profile: report of ...').", "",
             "## Deep profile: child memory and publication", "",
             "*logged*: the child's verbose line 'Memory profile: report of N bytes; the deep state took M bytes "
             "in the child', M being zmalloc_used_memory() at the report minus at the start of the profile (top "
@@ -1237,7 +1335,21 @@ def render_timings(datasets, runs):
                      spread([r["publish_ms"] for r in runs_], "{:.0f}")])
     out += [table(["dataset", "report bytes (median)", "logged deep state bytes (each distinct value)",
                    "CoW delta bytes, median [min–max]", "deep state (worst)", "target", "result",
-                   "publication ms, median [min–max]"], rows), ""]
+                   "publication ms, median [min–max]"], rows), "",
+            "## Profile-only child (MEMORY PROFILE START): memory and publication", "",
+            "*own allocations*: the child's logged deep state (as above). *private memory*: the child's "
+            "private dirty memory just before it writes its report (its own allocations plus the parent's "
+            "pages copied on write while it ran), from its verbose line 'Memory profile: walked N keys; the "
+            "child's private memory is M bytes'.", ""]
+    rows = []
+    for d in datasets:
+        runs_ = profile_only_runs(d)
+        own = max(r["logged_bytes"] for r in runs_)
+        rows.append([d["name"], spread([r["logged_bytes"] for r in runs_], "{:,.0f}"),
+                     spread([r["private_bytes"] for r in runs_], "{:,.0f}"), f"< {mb(TARGET_DEEP_STATE_BYTES)}",
+                     verdict(own < TARGET_DEEP_STATE_BYTES), spread([r["publish_ms"] for r in runs_], "{:.0f}")])
+    out += [table(["dataset", "own allocations bytes", "private memory bytes", "target (own allocations)",
+                   "result", "publication ms"], rows), ""]
     timed = [d for d in datasets if d["memkeys_s"] is not None]
     if timed:
         out += ["## valkey-cli --memkeys (once, on our server)", ""]
@@ -1279,18 +1391,19 @@ def render_instructions(datasets):
            table(["dataset", "what", "keys", "keys with TTL", "used_memory", "RDB file"],
                  [[d["name"], d["title"], f"{d['facts']['keys']:,}", f"{d['facts']['expires']:,}",
                    mb(d["facts"]["used_memory"]), mb(d["facts"]["rdb_bytes"])] for d in datasets]), ""]
-    headers = ["dataset", "vanilla plain BGSAVE", "fork plain BGSAVE", "fork BGSAVE STAT_MEMORY"]
+    headers = ["dataset", "vanilla plain BGSAVE", "fork plain BGSAVE", "fork BGSAVE STAT_MEMORY",
+               "fork MEMORY PROFILE START"]
     if baseline:
         headers += ["baseline plain BGSAVE", "baseline BGSAVE STAT_MEMORY"]
     rows = []
     for d in datasets:
-        row = [d["name"], f"{d['vanilla']:,}", f"{d['fork']:,}", f"{d['profiled']:,}"]
+        row = [d["name"], f"{d['vanilla']:,}", f"{d['fork']:,}", f"{d['profiled']:,}", f"{d['profile_only']:,}"]
         if baseline:
             row += [f"{d['baseline_plain']:,}", f"{d['baseline']:,}"]
         rows.append(row)
     out += [table(headers, rows), ""]
     headers = ["dataset", "fork/vanilla (plain)", "target", "result", "profiled/plain (fork)", "target",
-               "result", "profiling instructions per key"]
+               "result", "profiling instructions per key", "profile-only/plain (fork)"]
     if baseline:
         headers += ["profiled/plain (baseline)", "profiled: this build / baseline", "this build − baseline per key"]
     rows = []
@@ -1301,7 +1414,7 @@ def render_instructions(datasets):
         profiled = d["profiled"] / d["fork"]
         row = [d["name"], f"{ratio:.5f}", f"≤ {TARGET_INSTRUCTIONS}", verdict(ratio <= TARGET_INSTRUCTIONS),
                f"{profiled:.4f}", target_text(target), verdict(profiled <= target) if target is not None else "",
-               f"{(d['profiled'] - d['fork']) / keys:,.1f}"]
+               f"{(d['profiled'] - d['fork']) / keys:,.1f}", f"{d['profile_only'] / d['fork']:.4f}"]
         if baseline:
             row += [f"{d['baseline'] / d['baseline_plain']:.4f}", f"{d['profiled'] / d['baseline']:.5f}",
                     f"{(d['profiled'] - d['baseline']) / keys:+,.2f}"]
