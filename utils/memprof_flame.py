@@ -285,40 +285,51 @@ def iter_nodes(node):
 
 
 def assign_types(root, report, delimiters=None):
-    """Colour nodes by type where one type dominates.
+    """Colour nodes by type where one type certainly dominates.
 
-    When the report holds keys of a single type, every node is that type.
-    Otherwise a prefix takes the type holding at least DOMINANCE of the bytes
-    of the report's top keys under it (the only per-key types a report has),
-    and stays uncoloured when none does or no top key falls under it.
+    A report has no per-prefix types; what it has is the largest keys of
+    each type (topkeys) and each type's key count. A type whose keys are all
+    listed is complete: under any prefix its bytes are known exactly. A
+    prefix's bytes not covered by listed keys belong to incomplete types; when
+    only one type is incomplete, they are that type's, exactly. A node takes a
+    type when that type's known (lower-bound) bytes under it reach DOMINANCE
+    of its bytes; otherwise it stays "mixed or unknown". Raising
+    memory-profile-top-keys makes more types complete.
     """
     types = report.get("types") or {}
     present = [t for t, v in types.items() if v.get("bytes", 0) > 0]
     if len(present) == 1:
         for node in iter_nodes(root):
-            node["type"], node["type_source"] = present[0], "all keys"
+            node["type"], node["type_source"] = present[0], "the only type"
         return
     if delimiters is None or delimiters == "":
         delimiters = infer_delimiters(report.get("prefixes") or [])
     topkeys = report.get("topkeys") or []
+    listed = {}
+    for k in topkeys:
+        listed[k["type"]] = listed.get(k["type"], 0) + 1
+    incomplete = [t for t in present if listed.get(t, 0) < types[t].get("keys", 0)]
     for node in iter_nodes(root):
-        if node["kind"] != "prefix":
+        if node["kind"] != "prefix" or node["bytes"] <= 0:
             continue
         prefix = node["prefix"]
-        totals = {}
+        known = {}
         for k in topkeys:
             name = k.get("key", "")
             if prefix == "":
-                under = cut_prefix(name, 1, delimiters) is None
+                under = cut_prefix(name[:128], 1, delimiters) is None
             else:
                 under = name.startswith(prefix)
             if under:
-                totals[k["type"]] = totals.get(k["type"], 0) + k["bytes"]
-        sampled = sum(totals.values())
-        if sampled:
-            best = max(totals, key=totals.get)
-            if totals[best] >= DOMINANCE * sampled:
-                node["type"], node["type_source"] = best, "largest keys"
+                known[k["type"]] = known.get(k["type"], 0) + k["bytes"]
+        rest = max(0, node["bytes"] - node.get("error_bytes", 0) - sum(known.values()))
+        if len(incomplete) == 1 and rest:
+            known[incomplete[0]] = known.get(incomplete[0], 0) + rest
+        if known:
+            best = max(known, key=known.get)
+            if known[best] >= DOMINANCE * node["bytes"]:
+                node["type"] = best
+                node["type_source"] = "listed keys" if len(incomplete) != 1 else "listed keys and type totals"
 
 
 def layout(root, width):
@@ -429,7 +440,7 @@ SVG_SCRIPT = r"""
     }
   }
   function search() {
-    var term = input ? input.value : '';
+    var term = (input && typeof input.value === 'string') ? input.value : '';
     var nodes = svg.querySelectorAll('rect.node');
     var matched = [];
     for (var i = 0; i < nodes.length; i++) {
@@ -474,7 +485,7 @@ SVG_STYLE = """
 """ % FONT_SIZE
 
 
-def render_svg(report, root, width=1200, title="Memory by key prefix"):
+def render_svg(report, root, width=1200, title="Memory by key prefix", search_box=True):
     """The flame graph as a standalone SVG document (a string)."""
     nodes = list(iter_nodes(root))
     max_depth = max(n["depth"] for n in nodes)
@@ -505,11 +516,12 @@ def render_svg(report, root, width=1200, title="Memory by key prefix"):
     out.append('<text class="sub" x="%d" y="40">%s</text>' % (MARGIN, esc(sub)))
     out.append('<text class="sub" x="%d" y="56">width = bytes; hover for keys and bytes; '
                'grey: bytes not in a listed deeper prefix</text>' % MARGIN)
-    out.append('<foreignObject x="%d" y="8" width="300" height="48">'
-               '<xhtml:div style="font: 12px sans-serif; text-align: right">'
-               '<xhtml:input id="memprof-search" type="search" placeholder="search prefixes"/>'
-               '<xhtml:div id="memprof-matched" style="margin-top: 4px; color: #7b1fa2"></xhtml:div>'
-               '</xhtml:div></foreignObject>' % (svg_w - MARGIN - 300))
+    if search_box:
+        out.append('<foreignObject x="%d" y="8" width="300" height="48">'
+                   '<xhtml:div style="font: 12px sans-serif; text-align: right">'
+                   '<xhtml:input id="memprof-search" type="search" placeholder="search prefixes"/>'
+                   '<xhtml:div id="memprof-matched" style="margin-top: 4px; color: #7b1fa2"></xhtml:div>'
+                   '</xhtml:div></foreignObject>' % (svg_w - MARGIN - 300))
 
     for node in nodes:
         if node["w"] <= 0 and node["kind"] != "root":
@@ -540,7 +552,7 @@ def render_svg(report, root, width=1200, title="Memory by key prefix"):
     used = [t for t in TYPES if any(n["type"] == t for n in nodes)]
     lx = MARGIN
     ly = HEADER + (max_depth + 1) * ROW_HEIGHT + 8
-    legend = [(TYPE_COLOURS[t], t) for t in used] + [("hsl(44, 28%, 71%)", "mixed or unknown type"),
+    legend = [(TYPE_COLOURS[t], t) for t in used] + [("hsl(44, 28%, 71%)", "type mixed or not known"),
                                                      (REST_COLOUR, "rest")]
     for colour, name in legend:
         out.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>' % (lx, ly, colour))
@@ -570,7 +582,8 @@ def share(n, total):
 
 
 def render_html(report, svg_text, title="Memory profile"):
-    """An HTML page: the flame graph inline, then the report's tables."""
+    """An HTML page: the flame graph inline (render_svg with search_box=False:
+    the page has its own search box), then the report's tables."""
     total = report.get("bytes", 0)
     parts = []
     svg_inline = svg_text.split("?>", 1)[1] if svg_text.startswith("<?xml") else svg_text
@@ -635,6 +648,7 @@ th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: ta
 </style></head>
 <body>
 <h1>%s</h1>
+<p><input id="memprof-search" type="search" placeholder="search prefixes"> <span id="memprof-matched" style="color: #7b1fa2"></span></p>
 <div class="graph">%s</div>
 %s
 <script>document.documentElement.setAttribute('data-ready', '1');</script>
@@ -698,7 +712,8 @@ def main(argv=None):
             write_file(args.svg, svg)
             print(args.svg)
         if args.html:
-            write_file(args.html, render_html(report, svg, title))
+            inline = render_svg(report, root, args.width, title, search_box=False)
+            write_file(args.html, render_html(report, inline, title))
             print(args.html)
     except FlameError as e:
         print("memprof_flame: %s" % e, file=sys.stderr)

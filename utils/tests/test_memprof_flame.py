@@ -137,16 +137,34 @@ class TreeTest(unittest.TestCase):
         root = mf.build_tree(report)
         mf.assign_types(root, report)
         by_name = {n["prefix"]: n for n in mf.iter_nodes(root) if n["kind"] == "prefix"}
+        # The hash's one key is listed (complete); strings are the only
+        # incomplete type, so every unlisted byte is a string's.
         self.assertEqual(by_name["cache:"]["type"], "string")
-        self.assertEqual(by_name[""]["type"], "string")  # the counter, no delimiter
-        self.assertEqual(by_name["app:user:"]["type"], "string")
-        self.assertIsNone(by_name["app:session:"]["type"])  # no top key under it
-        self.assertEqual(by_name["app:"]["type"], "hash")  # 100000 of 100112 bytes
+        self.assertEqual(by_name[""]["type"], "string")
+        self.assertEqual(by_name["app:session:"]["type"], "string")
+        self.assertEqual(by_name["app:"]["type"], "string")  # 1054296 of 1154296 bytes
         single = {"keys": 1, "bytes": 5, "types": {"set": {"keys": 1, "bytes": 5}, "hash": {"keys": 0, "bytes": 0}},
                   "prefixes": [prefix("s:", 1, 1, 5)]}
         root = mf.build_tree(single)
         mf.assign_types(root, single)
         self.assertEqual(root["children"][0]["type"], "set")
+
+    def test_types_unknown_when_two_types_are_incomplete(self):
+        report = sample_report()
+        report["types"]["hash"]["keys"] = 50  # 49 hashes not listed
+        root = mf.build_tree(report)
+        mf.assign_types(root, report)
+        by_name = {n["prefix"]: n for n in mf.iter_nodes(root) if n["kind"] == "prefix"}
+        self.assertIsNone(by_name["app:session:"]["type"])  # no listed key under it
+        self.assertIsNone(by_name["app:"]["type"])
+        # cache:page:1 is listed, but 1056 of 105600 bytes prove nothing.
+        self.assertIsNone(by_name["cache:"]["type"])
+        report["topkeys"].append({"key": "cache:page:big", "db": 0, "type": "string", "encoding": "raw",
+                                  "bytes": 90000, "elements": 1, "ttl_ms": -1})
+        root = mf.build_tree(report)
+        mf.assign_types(root, report)
+        by_name = {n["prefix"]: n for n in mf.iter_nodes(root) if n["kind"] == "prefix"}
+        self.assertEqual(by_name["cache:"]["type"], "string")  # 91056 >= 80% of 105600
 
 
 class LayoutTest(unittest.TestCase):
@@ -204,8 +222,12 @@ class RenderTest(unittest.TestCase):
 
     def test_html(self):
         report = sample_report()
-        page = mf.render_html(report, self.render(report), "x")
+        root = mf.build_tree(report)
+        mf.layout(root, 1000)
+        page = mf.render_html(report, mf.render_svg(report, root, 1000, "x", search_box=False), "x")
         self.assertIn("<svg id=\"memprof-flame\"", page)
+        self.assertEqual(page.count('id="memprof-search"'), 1)
+        self.assertNotIn("foreignObject", page)
         self.assertNotIn("<?xml", page)
         for heading in ("Types", "Prefixes", "Largest keys", "TTL horizon", "Breakdown"):
             self.assertIn("<h2>%s" % heading, page)
