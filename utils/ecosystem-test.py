@@ -387,8 +387,17 @@ def chromium(workdir, url, extra):
     args = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             "--user-data-dir=" + os.path.join(workdir, "chromium"), "--no-first-run",
             "--enable-logging=stderr", "--v=0"] + extra + [url]
-    r = subprocess.run(args, capture_output=True, text=True, timeout=90, cwd=workdir,
-                       env=dict(os.environ, HOME=workdir))
+    # A session of its own: on a timeout or a signal, the whole browser
+    # (zygote, renderers, GPU process) goes, not only its main process.
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=workdir,
+                            env=dict(os.environ, HOME=workdir), start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=90)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    r = subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
     errors = [line for line in r.stderr.splitlines()
               if "Uncaught" in line or ("CONSOLE" in line and "ERROR" in line.upper() and "source:" in line)]
     if r.returncode != 0 or errors:
