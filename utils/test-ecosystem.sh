@@ -17,7 +17,8 @@ bindir=${1:-$proj/build/bin}
 
 missing=""
 for p in prometheus prometheus-redis-exporter chromium; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+    # Installed, not merely known (a removed package keeps its config files).
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
     echo "test-ecosystem: installing$missing"
