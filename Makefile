@@ -4,6 +4,7 @@
 #   make demo            build, then run the demo on loopback
 #   make test            our tests + the upstream regression subset + utils tests
 #   make test-upstream   the whole upstream suite against our build
+#   make test-ecosystem  Prometheus, Grafana dashboard and flame graph end to end
 #   make vanilla         the same pinned upstream without our changes
 #   make bench           speed and exactness, side by side
 #   make patch-queue / make refresh-patches   work on patches/ (see README)
@@ -33,7 +34,7 @@ OURS = $(wildcard src/*.c src/*.h patches/series patches/*.patch \
          tests/unit/*.tcl tests/unit/*/*.tcl tests/integration/*.tcl tests/helpers/* tests/modules/*.c utils/memprof_log.py)
 
 .PHONY: all setup demo test test-ours test-upstream vanilla bench clean distclean \
-        patch-queue refresh-patches test-sanitizers test-valgrind
+        patch-queue refresh-patches test-sanitizers test-valgrind test-ecosystem
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/.built
@@ -86,6 +87,12 @@ test: all
 
 test-upstream: all
 	sh utils/run-tests.sh $(TREE) all 4
+
+# Prometheus (exporter script, rules), the Grafana dashboard and the flame
+# graph end to end; installs Debian's prometheus, prometheus-redis-exporter
+# and chromium when missing.
+test-ecosystem: all
+	sh utils/test-ecosystem.sh $(BIN)
 
 test-sanitizers: $(PRISTINE)/.stamp
 	sh utils/sanitizers.sh address undefined

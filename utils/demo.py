@@ -4,7 +4,9 @@
 Starts valkey-server on a free loopback port with a temporary directory,
 loads a mixed dataset that covers every type and encoding, takes a profiling
 background save and prints what the server reports: the two log lines,
-INFO rdb_stats, MEMORY DOCTOR and a per-type summary. The server is always
+INFO rdb_stats, MEMORY DOCTOR, a per-type summary, the deep report, and a
+flame graph of memory by key prefix (build/memprof-flame-demo.svg and .html
+next to build/bin). The server is always
 shut down and the temporary directory removed, also on failure or Ctrl-C.
 
 Usage: python3 utils/demo.py --bin build/bin --conf valkey.conf
@@ -339,6 +341,20 @@ def deep_report_lines(report, info):
     return lines
 
 
+def write_flame_graph(port, outdir):
+    """Write the newest profile's flame graph (SVG) and report page (HTML)
+    under outdir; memprof_flame prints their paths."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import memprof_flame
+    svg, page = (os.path.join(outdir, "memprof-flame-demo." + ext) for ext in ("svg", "html"))
+    try:
+        if memprof_flame.main(["--port", str(port), "--svg", svg, "--html", page,
+                               "--title", "Memory by key prefix (make demo)"]) != 0:
+            raise DemoError("memprof_flame.py could not draw the profile")
+    finally:
+        sys.stdout.flush()
+
+
 def step(number, title):
     """Print a step header."""
     print("\n=== %d. %s ===" % (number, title), flush=True)
@@ -405,6 +421,9 @@ def run(args, workdir):
             if start < 0:
                 raise DemoError("MEMORY DOCTOR lacks its '%s' part" % part)
             print(doctor[start:].split("\n\n")[0].rstrip())
+
+        step(10, "Flame graph of memory by key prefix (utils/memprof_flame.py)")
+        write_flame_graph(server.port, os.path.dirname(args.bin))
     finally:
         server.stop()
 
