@@ -175,6 +175,26 @@ start_server {overrides {save "" appendonly no enable-debug-command yes latency-
         verify_log_message 0 "*killed: a save point is due*" 0
     }
 
+    test {An AOF rewrite that comes due kills the profile-only child and rewrites} {
+        r config set appendonly yes
+        waitForBgrewriteaof r
+        r config set auto-aof-rewrite-min-size 1024
+        r config set auto-aof-rewrite-percentage 10
+        set rewrites [s aof_rewrites]
+        mp_start_slow_profile_only
+        # Grow the AOF by far more than 10% of its rewritten size.
+        set size [s aof_base_size]
+        set n [expr {$size / 1000 + 10}]
+        for {set i 0} {$i < $n} {incr i} { r set grow:$i [string repeat x 1000] }
+        wait_for_condition 100 50 {[s aof_rewrites] > $rewrites} else { fail "the AOF was not rewritten" }
+        waitForBgrewriteaof r
+        assert_equal err [mp_info rdb_stats_status]
+        verify_log_message 0 "*killed: an AOF rewrite is due*" 0
+        r config set auto-aof-rewrite-percentage 0
+        r config set appendonly no
+        for {set i 0} {$i < $n} {incr i} { r del grow:$i }
+    }
+
     test {memory-profile-interval: profiles on its own, kept by CONFIG REWRITE across a restart} {
         assert_error {*must be between*} {r config set memory-profile-interval -1}
         r config set memory-profile-interval 1
