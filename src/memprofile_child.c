@@ -223,6 +223,9 @@ static memprofIndexed *memprofNonEmpty(const memprofCount *counts, int n, size_t
 #define MEMPROF_VALUE_AHEAD 12
 
 static inline void memprofPrefetchValue(robj *o) {
+    /* The object's next cache line: the rest of its embedded key and, for
+     * EMBSTR, its value and the value's header, which sizing reads. */
+    valkey_prefetch((char *)o + 64);
     if (o->encoding != OBJ_ENCODING_EMBSTR && o->encoding != OBJ_ENCODING_INT) valkey_prefetch(o->ptr);
 }
 
