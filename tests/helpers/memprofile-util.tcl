@@ -31,7 +31,7 @@ proc mp_is_jemalloc {} {
 # tables of the keyspace (MEMORY STATS overhead.db.hashtable.lut).
 proc mp_allocator_view {} {
     set stats [r memory stats]
-    list [s used_memory] [dict get $stats overhead.db.hashtable.lut]
+    list [dict get $stats total.allocated] [dict get $stats overhead.db.hashtable.lut]
 }
 
 # Wait until only the test's own connection is left.
