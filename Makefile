@@ -92,7 +92,7 @@ test-upstream: all
 # graph end to end; installs Debian's prometheus, prometheus-redis-exporter
 # and chromium when missing.
 test-ecosystem: all
-	sh utils/test-ecosystem.sh $(BIN)
+	SCREENSHOTS=$(SCREENSHOTS) sh utils/test-ecosystem.sh $(BIN)
 
 test-sanitizers: $(PRISTINE)/.stamp
 	sh utils/sanitizers.sh address undefined

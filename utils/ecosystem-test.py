@@ -458,7 +458,7 @@ def check_flame(port, workdir, docs, procs):
                 raise Failure("%s is not a PNG" % out)
         shutil.copyfile(out, os.path.join(docs, name))
     log("Chromium opened the SVG and the HTML page, scripts ran; screenshots: %s"
-        % ", ".join(os.path.join("docs", n) for n, _, _ in shots))
+        % ", ".join(os.path.relpath(os.path.join(docs, n), PROJ) for n, _, _ in shots))
 
 
 def run(args, workdir):

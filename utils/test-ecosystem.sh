@@ -8,7 +8,8 @@
 # checks that PromQL returns INFO rdb_stats' figures exactly, the rules
 # (promtool check/test), the Grafana dashboard's queries, and the flame graph
 # (XML, one rectangle per prefix, widths, headless Chromium), and writes
-# docs/memprof-flame.png and docs/memprof-report.png.
+# memprof-flame.png and memprof-report.png to build/screenshots (to docs/,
+# the README's, with SCREENSHOTS=docs).
 #
 #   utils/test-ecosystem.sh [BINDIR]       (default build/bin)
 set -eu
@@ -40,4 +41,8 @@ if [ -n "$missing" ]; then
     [ "$rc" -eq 0 ] || exit "$rc"
 fi
 
-exec python3 "$proj/utils/ecosystem-test.py" --bin "$bindir" --docs "$proj/docs"
+# The screenshots go under build/ (the README's, in docs/, are refreshed
+# with SCREENSHOTS=docs).
+shots=${SCREENSHOTS:-build/screenshots}
+case "$shots" in /*) ;; *) shots="$proj/$shots" ;; esac
+exec python3 "$proj/utils/ecosystem-test.py" --bin "$bindir" --docs "$shots"
