@@ -669,53 +669,54 @@ def children_cpu(client):
     return float(cpu["used_cpu_user_children"]) + float(cpu["used_cpu_sys_children"])
 
 
-def profile_only(server, client, timeout=3600):
-    """Run MEMORY PROFILE START to completion: a profile-only child, no file.
-    Return the child's pid, the log lines written meanwhile and its CPU
-    seconds, as bgsave() does."""
-    offset = server.log_size()
-    cpu0 = children_cpu(client)
-    reply = client.call("MEMORY", "PROFILE", "START")
-    if reply != "Memory profiling started":
-        raise RuntimeError(f"{server.name}: unexpected MEMORY PROFILE START reply {reply!r}")
+def wait_profile_only_done(client, timeout=3600):
+    """Poll INFO until the profile-only child is reaped; fail unless its
+    profile was published. (The parent marks the profile in progress at the
+    fork, before it replies.)"""
     deadline = time.monotonic() + timeout
-    # The parent marks the profile in progress at the fork, before replying.
     while client.info("rdb_stats")["rdb_stats_in_progress"] != "0":
         if time.monotonic() > deadline:
             raise RuntimeError("profile-only child did not finish in time")
         time.sleep(0.05)
     if client.info("rdb_stats")["rdb_stats_status"] != "ok":
-        raise RuntimeError(f"{server.name}: profile-only child's profile not published")
+        raise RuntimeError("profile-only child's profile not published")
+
+
+def run_child(server, client, command, started, wait_done):
+    """Send command, which forks a child, and wait_done(); return the child's
+    pid (from the parent's log line '<started> P'), the log lines written
+    meanwhile and the CPU seconds the child used (the children CPU
+    counters' growth: the parent adds a child's usage when it reaps it)."""
+    offset = server.log_size()
+    cpu0 = children_cpu(client)
+    reply = client.call(*command)
+    if "started" not in reply:
+        raise RuntimeError(f"{server.name}: unexpected {' '.join(command)} reply {reply!r}")
+    wait_done()
     cpu_s = children_cpu(client) - cpu0
     lines = server.log_lines(offset)
     for _, _, _, msg in lines:
-        m = re.match(r"Memory profiling started by pid (\d+)", msg)
+        m = re.match(re.escape(started) + r" (\d+)", msg)
         if m:
             return int(m.group(1)), lines, cpu_s
-    raise RuntimeError(f"{server.name}: no 'Memory profiling started' line in the log")
+    raise RuntimeError(f"{server.name}: no '{started}' line in the log")
+
+
+def profile_only(server, client, timeout=3600):
+    """Run MEMORY PROFILE START to completion: a profile-only child, no file.
+    Return what run_child() does."""
+    return run_child(server, client, ("MEMORY", "PROFILE", "START"), "Memory profiling started by pid",
+                     lambda: wait_profile_only_done(client, timeout))
 
 
 def bgsave(server, client, profiled, timeout=3600):
     """Run BGSAVE (STAT_MEMORY when profiled) on an open connection to
-    completion; return the child's pid, the log lines written meanwhile and
-    the CPU seconds the child used (the children CPU counters' growth: the
-    parent adds a child's usage when it reaps it). profiled == PROFILE_ONLY
-    runs MEMORY PROFILE START instead."""
+    completion; return what run_child() does. profiled == PROFILE_ONLY runs
+    MEMORY PROFILE START instead."""
     if profiled == PROFILE_ONLY:
         return profile_only(server, client, timeout)
-    offset = server.log_size()
-    cpu0 = children_cpu(client)
-    reply = client.call(*(("BGSAVE", "STAT_MEMORY") if profiled else ("BGSAVE",)))
-    if "started" not in reply:
-        raise RuntimeError(f"{server.name}: unexpected BGSAVE reply {reply!r}")
-    wait_save_done(client, profiled, timeout)
-    cpu_s = children_cpu(client) - cpu0
-    lines = server.log_lines(offset)
-    for _, _, _, msg in lines:
-        m = re.match(r"Background saving started by pid (\d+)", msg)
-        if m:
-            return int(m.group(1)), lines, cpu_s
-    raise RuntimeError(f"{server.name}: no 'Background saving started' line in the log")
+    return run_child(server, client, ("BGSAVE", "STAT_MEMORY") if profiled else ("BGSAVE",),
+                     "Background saving started by pid", lambda: wait_save_done(client, profiled, timeout))
 
 
 DEEP_STATE_LINE = re.compile(r"Memory profile: report of (\d+) bytes; the deep state took (\d+) bytes in the child")
