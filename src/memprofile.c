@@ -71,6 +71,7 @@ static struct {
     size_t fork_used_memory;
     memprofMemoryView fork_mem;
     size_t announced; /* Report length the child announced; 0 before. */
+    int reaping;      /* memprofReapTimer() is scheduled. */
 } mp;
 
 const memprofPublished *memprofGetPublished(void) {
@@ -180,7 +181,28 @@ static void memprofTakeMemoryView(memprofMemoryView *v) {
 #endif
 }
 
+/* serverCron reaps children every 1/hz (100 ms at the default hz 10). While
+ * a profiling child runs, the parent also looks for its exit every
+ * MEMPROF_REAP_MS, so that a profile is published within a few milliseconds
+ * of the child's end: one waitpid() per tick, nothing else. */
+#define MEMPROF_REAP_MS 5
+
+static long long memprofReapTimer(struct aeEventLoop *el, long long id, void *data) {
+    UNUSED(el);
+    UNUSED(id);
+    UNUSED(data);
+    if (!mp.pub.in_progress || server.child_pid == -1 ||
+        (server.child_type != CHILD_TYPE_RDB && server.child_type != CHILD_TYPE_MEMPROF)) {
+        mp.reaping = 0;
+        return AE_NOMORE;
+    }
+    checkChildrenDone();
+    return MEMPROF_REAP_MS;
+}
+
 static void memprofForkStarted(int source) {
+    if (!mp.reaping && aeCreateTimeEvent(server.el, MEMPROF_REAP_MS, memprofReapTimer, NULL, NULL) != AE_ERR)
+        mp.reaping = 1;
     mp.announced = 0;
     mp.pub.in_progress = 1;
     mp.fork_source = source;
