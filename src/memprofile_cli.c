@@ -839,7 +839,7 @@ static void mpPrintReport(const mpReport *r, long count, char **node_names) {
     long long rss = 0;
     for (size_t i = 0; i < r->breakdown.n; i++)
         if (!strcmp(r->breakdown.v[i].name, "mem_rss")) rss = r->breakdown.v[i].bytes;
-    for (size_t i = 0; i < ncat && (count == 0 || (long)i < count); i++) {
+    for (size_t i = 0; i < ncat; i++) {
         if (!cat[i].bytes) break;
         printf("%-24s %14lld bytes (%s)", cat[i].name, cat[i].bytes, mpHuman(cat[i].bytes, h1, sizeof(h1)));
         if (rss) printf(" %6.2f%% of RSS", mpPct(cat[i].bytes, rss));
