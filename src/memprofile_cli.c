@@ -931,6 +931,12 @@ typedef struct mpShard {
     long long bytes, keys;
 } mpShard;
 
+static int mpCmpShard(const void *a, const void *b) {
+    const mpShard *x = a, *y = b;
+    int c = strcmp(x->primary->ip, y->primary->ip);
+    return c ? c : (x->primary->port > y->primary->port) - (x->primary->port < y->primary->port);
+}
+
 static int mpCmpTopKey(const void *a, const void *b) {
     const mpTopKey *x = a, *y = b;
     return (y->bytes > x->bytes) - (y->bytes < x->bytes);
@@ -1060,11 +1066,13 @@ typedef struct mpMove {
     long long keys, bytes;
 } mpMove;
 
-/* Greedy plan: while a shard is more than 5% from the mean, move from the
- * heaviest shard to the lightest the slot whose bytes come closest to what
- * would bring one of them to the mean, among the slots smaller than their
- * difference (so that every move strictly lowers the sum of squared
- * deviations, and the loop ends). */
+/* Greedy plan: while a shard is more than 5% from the mean, move a slot
+ * from the heaviest shard to the lightest: the largest slot that leaves
+ * both within 5% of the mean on the side they came from (few moves, and no
+ * more bytes than the excess), or else the slot whose bytes come closest to
+ * what would bring one of them to the mean. Only slots smaller than their
+ * difference qualify, so that every move strictly lowers the sum of squared
+ * deviations, and the loop ends. */
 static mpMove *mpPlan(int nshards, const int *owner_in, const long long *slot_keys,
                       const long long *slot_bytes, size_t *nmoves) {
     mpMove *moves = NULL;
@@ -1086,14 +1094,18 @@ static mpMove *mpPlan(int nshards, const int *owner_in, const long long *slot_ke
         }
         if ((double)b[h] - mean <= tol && mean - (double)b[l] <= tol) break;
         double want = (double)b[h] - mean < mean - (double)b[l] ? (double)b[h] - mean : mean - (double)b[l];
-        int best = -1;
+        double fit = (double)b[h] - mean + tol < mean + tol - (double)b[l] ? (double)b[h] - mean + tol
+                                                                          : mean + tol - (double)b[l];
+        int best = -1, largest = -1;
         double bestdist = 0;
         for (int s = 0; s < MP_SLOTS; s++) {
             if (owner[s] != h || slot_bytes[s] <= 0 || slot_bytes[s] >= b[h] - b[l]) continue;
+            if ((double)slot_bytes[s] <= fit && (largest == -1 || slot_bytes[s] > slot_bytes[largest])) largest = s;
             double dist = (double)slot_bytes[s] - want;
             if (dist < 0) dist = -dist;
             if (best == -1 || dist < bestdist) best = s, bestdist = dist;
         }
+        if (largest != -1) best = largest;
         if (best == -1) break;
         owner[best] = l;
         b[h] -= slot_bytes[best];
@@ -1142,6 +1154,12 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         sprintf(sh.label, "%s:%d", n->ip, n->port);
         MP_PUSH(shards, nshards, sh);
     }
+
+    qsort(shards, nshards, sizeof(mpShard), mpCmpShard);
+    for (int s = 0; s < MP_SLOTS; s++) owner[s] = -1;
+    for (int i = 0; i < nshards; i++)
+        for (int s = 0; s < MP_SLOTS; s++)
+            if (shards[i].primary->slots[s]) owner[s] = i;
 
     /* One node per shard: the primary, or its first healthy replica. */
     for (int i = 0; i < nshards; i++) {
@@ -1351,17 +1369,20 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
                 }
             }
             printf("\nTo apply them, review and run this in a POSIX shell (add -a/--user/--tls options to CLI\n"
-                   "as needed; each slot: IMPORTING, MIGRATING, MIGRATE of its keys, SETSLOT NODE):\n\n");
+                   "as needed; each slot: IMPORTING, MIGRATING, MIGRATE of each key, SETSLOT NODE; key names\n"
+                   "holding a newline need another tool):\n\n");
             printf("CLI=valkey-cli\n"
                    "move_slot() { # slot src_host src_port src_id dst_host dst_port dst_id\n"
-                   "  $CLI -h \"$5\" -p \"$6\" CLUSTER SETSLOT \"$1\" IMPORTING \"$4\" &&\n"
-                   "  $CLI -h \"$2\" -p \"$3\" CLUSTER SETSLOT \"$1\" MIGRATING \"$7\" &&\n"
-                   "  while keys=$($CLI -h \"$2\" -p \"$3\" CLUSTER GETKEYSINSLOT \"$1\" 100) && [ -n \"$keys\" ]; do\n"
-                   "    printf '%%s\\n' \"$keys\" | xargs -d '\\n' $CLI -h \"$2\" -p \"$3\" MIGRATE \"$5\" \"$6\" \"\" 0 "
-                   "60000 KEYS || return 1\n"
+                   "  $CLI -e -h \"$5\" -p \"$6\" CLUSTER SETSLOT \"$1\" IMPORTING \"$4\" >/dev/null &&\n"
+                   "  $CLI -e -h \"$2\" -p \"$3\" CLUSTER SETSLOT \"$1\" MIGRATING \"$7\" >/dev/null &&\n"
+                   "  while [ \"$($CLI -e -h \"$2\" -p \"$3\" CLUSTER COUNTKEYSINSLOT \"$1\")\" != 0 ]; do\n"
+                   "    $CLI -e -h \"$2\" -p \"$3\" CLUSTER GETKEYSINSLOT \"$1\" 100 | while IFS= read -r key; do\n"
+                   "      $CLI -e -h \"$2\" -p \"$3\" MIGRATE \"$5\" \"$6\" \"$key\" 0 60000 >/dev/null || exit 1\n"
+                   "    done || return 1\n"
                    "  done &&\n"
-                   "  $CLI -h \"$5\" -p \"$6\" CLUSTER SETSLOT \"$1\" NODE \"$7\" &&\n"
-                   "  $CLI -h \"$2\" -p \"$3\" CLUSTER SETSLOT \"$1\" NODE \"$7\"\n"
+                   "  $CLI -e -h \"$5\" -p \"$6\" CLUSTER SETSLOT \"$1\" NODE \"$7\" >/dev/null &&\n"
+                   "  $CLI -e -h \"$2\" -p \"$3\" CLUSTER SETSLOT \"$1\" NODE \"$7\" >/dev/null &&\n"
+                   "  echo \"slot $1 moved\"\n"
                    "}\n");
             for (size_t i = 0; i < nmoves; i++) {
                 const mpMove *mv = &moves[i];
