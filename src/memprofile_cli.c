@@ -453,6 +453,17 @@ static long long mpServerTime(redisContext *c) {
     return t;
 }
 
+/* A replica whose link to its primary is up (not loading a full sync). */
+static int mpReplicaInSync(redisContext *c) {
+    sds err = NULL;
+    char buf[16];
+    redisReply *r = mpCommand(c, &err, "INFO replication");
+    int ok = r && mpIsString(r) && mpInfoField(r->str, "master_link_status", buf, sizeof(buf)) && !strcmp(buf, "up");
+    if (r) freeReplyObject(r);
+    sdsfree(err);
+    return ok;
+}
+
 static const char *mpUnsupported(void) {
     return "the server does not support memory profiles (no MEMORY PROFILE, no INFO rdb_stats): "
            "it needs Valkey with fork-based memory profiling";
@@ -788,8 +799,9 @@ static void mpPrintReport(const mpReport *r, long count, char **node_names) {
         const mpTopKey *k = &r->topkeys[i];
         printf("%3zu. ", i + 1);
         mpPrintKeyName(k->key, sdslen(k->key), k->key_len);
-        printf(" %s %s, %lld bytes (%s), %lld elements, db %lld, %s", k->type, k->encoding, k->bytes,
-               mpHuman(k->bytes, h1, sizeof(h1)), k->elements, k->db, mpTtlText(k->ttl_ms, tb, sizeof(tb)));
+        printf(" %s %s, %lld bytes (%s), %s %lld, db %lld, %s", k->type, k->encoding, k->bytes,
+               mpHuman(k->bytes, h1, sizeof(h1)), strcmp(k->type, "string") ? "elements" : "length", k->elements,
+               k->db, mpTtlText(k->ttl_ms, tb, sizeof(tb)));
         if (node_names) printf(", %s", node_names[k->node]);
         printf("\n");
     }
@@ -1167,14 +1179,17 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         if (!memprofCli.from_replicas) {
             pick = shards[i].primary;
         } else {
+            int replicas = 0;
             for (int j = 0; j < count && !pick; j++) {
                 memprofCliNode *n = &nodes[j];
-                if (n->primary && !strcmp(n->primary, shards[i].primary->name) && !n->failed && n->context)
-                    pick = n;
+                if (!n->primary || strcmp(n->primary, shards[i].primary->name)) continue;
+                replicas++;
+                if (!n->failed && n->context && mpReplicaInSync(n->context)) pick = n;
             }
             if (!pick) {
-                shards[i].why = sdsnew("no reachable replica (with --cluster-from-replicas its primary is not "
-                                       "profiled)");
+                shards[i].why = sdscatprintf(sdsempty(),
+                                             "%s (with --cluster-from-replicas its primary is not profiled)",
+                                             replicas ? "no reachable replica in sync with it" : "no replica");
                 continue;
             }
         }
