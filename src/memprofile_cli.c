@@ -756,7 +756,18 @@ static int mpCmpCountBytes(const void *a, const void *b) {
     return (y->bytes > x->bytes) - (y->bytes < x->bytes);
 }
 
-static void mpPrintReport(const mpReport *r, long count, char **node_names) {
+/* The largest key of a type: in r's top keys, or else in extra's. */
+static const mpTopKey *mpBiggestOfType(const mpReport *r, const mpReport *extra, const char *type) {
+    for (size_t i = 0; i < r->ntopkeys; i++)
+        if (!strcmp(r->topkeys[i].type, type)) return &r->topkeys[i];
+    for (size_t i = 0; extra && i < extra->ntopkeys; i++)
+        if (!strcmp(extra->topkeys[i].type, type)) return &extra->topkeys[i];
+    return NULL;
+}
+
+/* extra, when given, holds the largest key of types missing from r's top
+ * keys (cut by --memprofile-count). */
+static void mpPrintReport(const mpReport *r, const mpReport *extra, long count, char **node_names) {
     char h1[32], h2[32], tb[32];
     printf("\n-------- summary -------\n\n");
     printf("Profiled %lld keys in the keyspace, holding %lld bytes (%s) of user data\n", r->keys, r->bytes,
@@ -766,14 +777,11 @@ static void mpPrintReport(const mpReport *r, long count, char **node_names) {
 
     /* Biggest key of each type, as --bigkeys. Top keys are largest first. */
     for (size_t t = 0; t < r->types.n; t++) {
-        for (size_t i = 0; i < r->ntopkeys; i++) {
-            const mpTopKey *k = &r->topkeys[i];
-            if (strcmp(k->type, r->types.v[t].name)) continue;
-            printf("Biggest %6s found ", k->type);
-            mpPrintKeyName(k->key, sdslen(k->key), k->key_len);
-            printf(" has %lld bytes\n", k->bytes);
-            break;
-        }
+        const mpTopKey *k = mpBiggestOfType(r, extra, r->types.v[t].name);
+        if (!k) continue;
+        printf("Biggest %6s found ", k->type);
+        mpPrintKeyName(k->key, sdslen(k->key), k->key_len);
+        printf(" has %lld bytes\n", k->bytes);
     }
     printf("\n");
     for (size_t t = 0; t < r->types.n; t++) {
@@ -910,7 +918,29 @@ int memprofCliRun(redisContext *c, const char *addr, int output) {
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
         printf("# Memory profile of %s: %s, source %s, forked at %s%s\n", addr, rep.status, rep.source, when,
                reused ? " (reused: younger than --memprofile-max-age)" : "");
-        mpPrintReport(&rep, memprofCli.count, NULL);
+        /* The largest key of each type the top keys left out. */
+        mpReport extra;
+        mpReportInit(&extra);
+        for (size_t t = 0; t < rep.types.n; t++) {
+            if (!rep.types.v[t].keys || mpBiggestOfType(&rep, NULL, rep.types.v[t].name)) continue;
+            redisReply *r = mpCommand(c, &err, "MEMORY PROFILE REPORT COUNT 1 TYPE %s", rep.types.v[t].name);
+            mpReport one;
+            if (r && mpParseReport(r, &one) && one.time == rep.time && one.ntopkeys) {
+                mpTopKey k = one.topkeys[0];
+                k.key = sdsdup(k.key);
+                k.type = sdsdup(k.type);
+                k.encoding = sdsdup(k.encoding);
+                MP_PUSH(extra.topkeys, extra.ntopkeys, k);
+            }
+            if (r) {
+                mpReportFree(&one);
+                freeReplyObject(r);
+            }
+            sdsfree(err);
+            err = NULL;
+        }
+        mpPrintReport(&rep, &extra, memprofCli.count, NULL);
+        mpReportFree(&extra);
     }
     mpReportFree(&rep);
     return 0;
@@ -1348,7 +1378,7 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         if (covered < nshards)
             printf("The figures below cover %d of %d shards: the shards marked NOT COVERED are missing.\n", covered,
                    nshards);
-        mpPrintReport(&merged, memprofCli.count, names);
+        mpPrintReport(&merged, NULL, memprofCli.count, names);
 
         printf("\n-------- memory by slot -------\n\n");
         printf("%zu slots hold keys", merged.nslots);

@@ -4,7 +4,8 @@
 Starts valkey-server on a free loopback port with a temporary directory,
 loads a mixed dataset that covers every type and encoding, takes a profiling
 background save and prints what the server reports: the two log lines,
-INFO rdb_stats, MEMORY DOCTOR and a per-type summary. The server is always
+INFO rdb_stats, MEMORY DOCTOR, a per-type summary, the deep report, a
+profile-only child and valkey-cli --memprofile. The server is always
 shut down and the temporary directory removed, also on failure or Ctrl-C.
 
 Usage: python3 utils/demo.py --bin build/bin --conf valkey.conf
@@ -405,6 +406,14 @@ def run(args, workdir):
             if start < 0:
                 raise DemoError("MEMORY DOCTOR lacks its '%s' part" % part)
             print(doctor[start:].split("\n\n")[0].rstrip())
+
+        step(10, "valkey-cli --memprofile --memprofile-count 5 (a profile-only child, then the summary)")
+        started = time.monotonic()
+        output = server.cli("--memprofile", "--memprofile-count", "5")
+        if "-------- summary -------" not in output:
+            raise DemoError("valkey-cli --memprofile printed no summary:\n%s" % output)
+        print(output.rstrip())
+        print("(valkey-cli --memprofile took %.1f s)" % (time.monotonic() - started))
     finally:
         server.stop()
 
