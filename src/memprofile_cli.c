@@ -260,7 +260,10 @@ typedef struct mpTopKey {
 typedef struct mpPrefix {
     sds prefix;
     long long depth, keys, bytes, error_bytes;
+    long long floor; /* Merging: the sum of the floors of the nodes holding the row. */
 } mpPrefix;
+
+#define MP_MAX_DEPTH 64 /* memory-profile-prefix-depth is at most 8. */
 
 typedef struct mpSlot {
     long long slot, keys, bytes;
@@ -279,6 +282,7 @@ typedef struct mpReport {
     int has_slots;
     mpSlot *slots;
     size_t nslots;
+    long long floor_total[MP_MAX_DEPTH + 1]; /* Merging: per depth, the floors of all nodes. */
 } mpReport;
 
 #define MP_PUSH(arr, n, item)                                  \
@@ -390,7 +394,7 @@ static int mpParseReport(const redisReply *r, mpReport *out) {
     for (size_t i = 0; px && px->type == REDIS_REPLY_ARRAY && i < px->elements; i++) {
         const redisReply *e = px->element[i];
         mpPrefix p = {mpStr(e, "prefix"), mpLL(e, "depth"), mpLL(e, "keys"), mpLL(e, "bytes"),
-                      mpLL(e, "error_bytes")};
+                      mpLL(e, "error_bytes"), 0};
         MP_PUSH(out->prefixes, out->nprefixes, p);
     }
 
@@ -1042,46 +1046,28 @@ static void mpMerge(mpReport *m, const mpReport *r, int node, long long *slot_ke
         MP_PUSH(m->topkeys, m->ntopkeys, k);
     }
 
-    /* Prefixes: rows of m that this node lacks get its floor at that depth. */
-    long long maxdepth = 0;
-    for (size_t i = 0; i < r->nprefixes; i++)
-        if (r->prefixes[i].depth > maxdepth) maxdepth = r->prefixes[i].depth;
-    for (size_t i = 0; i < m->nprefixes; i++)
-        if (m->prefixes[i].depth > maxdepth) maxdepth = m->prefixes[i].depth;
-    size_t before = m->nprefixes;
-    char *seen = zcalloc(before + 1);
+    /* Prefixes: rows are gathered here and coalesced by mpMergeFinish().
+     * Each row carries its node's floor at its depth (0 when the node's
+     * summary there is exact), and the floors of all nodes add up per depth. */
+    long long floor[MP_MAX_DEPTH + 1] = {0};
+    int saturated[MP_MAX_DEPTH + 1] = {0};
     for (size_t i = 0; i < r->nprefixes; i++) {
         const mpPrefix *p = &r->prefixes[i];
-        size_t j;
-        for (j = 0; j < m->nprefixes; j++)
-            if (m->prefixes[j].depth == p->depth && sdslen(m->prefixes[j].prefix) == sdslen(p->prefix) &&
-                !memcmp(m->prefixes[j].prefix, p->prefix, sdslen(p->prefix)))
-                break;
-        if (j == m->nprefixes) {
-            mpPrefix n = {sdsdup(p->prefix), p->depth, 0, 0, 0};
-            MP_PUSH(m->prefixes, m->nprefixes, n);
-        }
-        if (j < before) seen[j] = 1;
-        m->prefixes[j].keys += p->keys;
-        m->prefixes[j].bytes += p->bytes;
-        m->prefixes[j].error_bytes += p->error_bytes;
+        if (p->depth < 1 || p->depth > MP_MAX_DEPTH) continue;
+        if (p->error_bytes) saturated[p->depth] = 1;
+        if (!floor[p->depth] || p->bytes < floor[p->depth]) floor[p->depth] = p->bytes;
     }
-    for (long long d = 1; d <= maxdepth; d++) {
-        int saturated = 0;
-        long long floor = -1;
-        for (size_t i = 0; i < r->nprefixes; i++) {
-            if (r->prefixes[i].depth != d) continue;
-            if (r->prefixes[i].error_bytes) saturated = 1;
-            if (floor < 0 || r->prefixes[i].bytes < floor) floor = r->prefixes[i].bytes;
-        }
-        if (!saturated || floor <= 0) continue;
-        for (size_t j = 0; j < before; j++) {
-            if (m->prefixes[j].depth != d || seen[j]) continue;
-            m->prefixes[j].bytes += floor;
-            m->prefixes[j].error_bytes += floor;
-        }
+    for (int d = 1; d <= MP_MAX_DEPTH; d++) {
+        if (!saturated[d]) floor[d] = 0;
+        m->floor_total[d] += floor[d];
     }
-    zfree(seen);
+    for (size_t i = 0; i < r->nprefixes; i++) {
+        mpPrefix p = r->prefixes[i];
+        if (p.depth < 1 || p.depth > MP_MAX_DEPTH) continue;
+        p.prefix = sdsdup(p.prefix);
+        p.floor = floor[p.depth];
+        MP_PUSH(m->prefixes, m->nprefixes, p);
+    }
 
     if (r->has_slots) m->has_slots = 1;
     for (size_t i = 0; i < r->nslots; i++) {
@@ -1090,10 +1076,49 @@ static void mpMerge(mpReport *m, const mpReport *r, int node, long long *slot_ke
     }
 }
 
+static int mpCmpPrefixName(const void *a, const void *b) {
+    const mpPrefix *x = a, *y = b;
+    if (x->depth != y->depth) return x->depth < y->depth ? -1 : 1;
+    return sdscmp(x->prefix, y->prefix);
+}
+
+/* Coalesce the gathered prefix rows: rows of the same prefix and depth add
+ * their keys, bytes and error bounds. A node whose summary at that depth
+ * is saturated (some row has error_bytes > 0) and lacks the prefix may
+ * still hold up to its smallest row there: the floors of such nodes go to
+ * both bytes and error_bytes, so that the truth stays in
+ * [bytes - error_bytes, bytes]. */
+static void mpMergePrefixes(mpReport *m) {
+    qsort(m->prefixes, m->nprefixes, sizeof(mpPrefix), mpCmpPrefixName);
+    size_t out = 0;
+    for (size_t i = 0; i < m->nprefixes; i++) {
+        mpPrefix *p = &m->prefixes[i];
+        if (out && m->prefixes[out - 1].depth == p->depth && !sdscmp(m->prefixes[out - 1].prefix, p->prefix)) {
+            mpPrefix *q = &m->prefixes[out - 1];
+            q->keys += p->keys;
+            q->bytes += p->bytes;
+            q->error_bytes += p->error_bytes;
+            q->floor += p->floor;
+            sdsfree(p->prefix);
+        } else {
+            m->prefixes[out++] = *p;
+        }
+    }
+    m->nprefixes = out;
+    for (size_t i = 0; i < out; i++) {
+        mpPrefix *p = &m->prefixes[i];
+        long long missing = m->floor_total[p->depth] - p->floor;
+        p->bytes += missing;
+        p->error_bytes += missing;
+        p->floor = 0;
+    }
+    qsort(m->prefixes, m->nprefixes, sizeof(mpPrefix), mpCmpPrefix);
+}
+
 /* Sort the merged lists as a single node's report is sorted. */
 static void mpMergeFinish(mpReport *m, const long long *slot_keys, const long long *slot_bytes) {
     qsort(m->topkeys, m->ntopkeys, sizeof(mpTopKey), mpCmpTopKey);
-    qsort(m->prefixes, m->nprefixes, sizeof(mpPrefix), mpCmpPrefix);
+    mpMergePrefixes(m);
     qsort(m->hist, m->nhist, sizeof(mpHistRow), mpCmpHist);
     for (int s = 0; s < MP_SLOTS; s++) {
         if (!slot_keys[s] && !slot_bytes[s]) continue;

@@ -410,6 +410,36 @@ start_multiple_servers 6 [list overrides $base_conf] {
         assert {[dict get $j skew_after_moves] <= 1.05}
     }
 
+    test {valkey-cli --cluster memprofile: saturated prefix summaries merge with error bounds that hold the truth} {
+        # The exact figures of every prefix, from the first run (no summary was saturated).
+        set exact [dict create]
+        foreach p [dict get $::mp_cluster_json prefixes] {
+            assert_equal 0 [dict get $p error_bytes]
+            dict set exact [dict get $p depth],[dict get $p prefix] [dict get $p bytes]
+        }
+        foreach i $::mp_primaries { R $i config set memory-profile-prefix-capacity 8 }
+        lassign [mp_cli --cluster memprofile 127.0.0.1:[srv 0 port] --memprofile-count 0 --json] code out err
+        foreach i $::mp_primaries { R $i config set memory-profile-prefix-capacity 4096 }
+        assert_equal 0 $code
+        set j [mpj_parse $out]
+        assert_equal [dict get $::mp_cluster_json bytes] [dict get $j bytes]
+        set bounded 0
+        foreach p [dict get $j prefixes] {
+            set truth [dict get $exact [dict get $p depth],[dict get $p prefix]]
+            set hi [dict get $p bytes]
+            set lo [expr {$hi - [dict get $p error_bytes]}]
+            assert {$lo <= $truth && $truth <= $hi}
+            if {[dict get $p error_bytes] > 0} { incr bounded }
+        }
+        # Depth 1 (three prefixes) stays exact; depth 2 (901 prefixes) is cut to the heaviest.
+        assert {$bounded > 0}
+        set depth1 {}
+        foreach p [dict get $j prefixes] {
+            if {[dict get $p depth] == 1} { lappend depth1 [dict get $p prefix] [dict get $p bytes] [dict get $p error_bytes] }
+        }
+        assert_equal [list user: [dict get $exact 1,user:] 0 cache: [dict get $exact 1,cache:] 0 big: [dict get $exact 1,big:] 0] $depth1
+    }
+
     test {valkey-cli --cluster memprofile --cluster-from-replicas: no primary forks} {
         foreach i $::mp_replicas { set rforks($i) [mp_stat total_forks $i] }
         foreach i $::mp_primaries {
