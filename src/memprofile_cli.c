@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <time.h>
+#include <signal.h>
 #include <sys/time.h>
 #include <hiredis.h>
 #include <sdscompat.h>
@@ -496,8 +497,9 @@ static sds mpExplainError(sds err, const char *cmd) {
 
 /* Start a profile, or decide to reuse a fresh one (*reused) or to wait for
  * one already running. Returns 0 with *err set on failure. */
-static int mpStart(redisContext *c, mpNodeState *st, int *reused, sds *err) {
+static int mpStart(redisContext *c, mpNodeState *st, int *reused, int *started, sds *err) {
     *reused = 0;
+    *started = 0;
     if (!mpReadState(c, st, err)) {
         if (!strncmp(*err, "NOPERM", 6)) *err = mpExplainError(*err, "INFO rdb_stats");
         return 0;
@@ -520,7 +522,39 @@ static int mpStart(redisContext *c, mpNodeState *st, int *reused, sds *err) {
     }
     freeReplyObject(r);
     st->in_progress = 1;
+    *started = 1;
     return 1;
+}
+
+/* Ctrl-C while profiles run: the profile-only children we started are
+ * cancelled (a BGSAVE STAT_MEMORY is left to finish its save). */
+static volatile sig_atomic_t mpInterrupted = 0;
+
+static void mpOnSigint(int sig) {
+    (void)sig;
+    mpInterrupted = 1;
+}
+
+static void mpCatchSigint(int on) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on ? mpOnSigint : SIG_DFL;
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static void mpCancel(redisContext *c, const char *label) {
+    if (memprofCli.save) {
+        fprintf(stderr, "%s%sinterrupted: the BGSAVE STAT_MEMORY goes on on the server\n", label ? label : "",
+                label ? ": " : "");
+        return;
+    }
+    sds err = NULL;
+    redisReply *r = mpCommand(c, &err, "MEMORY PROFILE CANCEL");
+    fprintf(stderr, "%s%sinterrupted: %s\n", label ? label : "", label ? ": " : "",
+            r ? "the profile was cancelled (MEMORY PROFILE CANCEL)" : err);
+    if (r) freeReplyObject(r);
+    sdsfree(err);
 }
 
 /* After the child ends: 0 with *err set when it published nothing. */
@@ -776,8 +810,9 @@ static void mpPrintReport(const mpReport *r, const mpReport *extra, long count, 
     printf("\n-------- summary -------\n\n");
     printf("Profiled %lld keys in the keyspace, holding %lld bytes (%s) of user data\n", r->keys, r->bytes,
            mpHuman(r->bytes, h1, sizeof(h1)));
-    printf("used_memory at the fork: %lld (%s); walk took %lld ms\n\n", r->used_memory,
-           mpHuman(r->used_memory, h2, sizeof(h2)), r->duration_ms);
+    printf("used_memory at the fork: %lld (%s)%s; %swalk took %lld ms\n\n", r->used_memory,
+           mpHuman(r->used_memory, h2, sizeof(h2)), node_names ? ", all nodes" : "",
+           node_names ? "the longest " : "", r->duration_ms);
 
     /* Biggest key of each type, as --bigkeys. Top keys are largest first. */
     for (size_t t = 0; t < r->types.n; t++) {
@@ -885,21 +920,28 @@ static void mpFail(const char *where, sds err) {
 int memprofCliRun(redisContext *c, const char *addr, int output) {
     mpNodeState st;
     sds err = NULL;
-    int reused;
+    int reused, started;
     long long start = mpMstime();
-    if (!mpStart(c, &st, &reused, &err)) {
+    if (!mpStart(c, &st, &reused, &started, &err)) {
         mpFail(NULL, err);
         return 1;
     }
     long long total = st.total_keys;
+    mpCatchSigint(1);
     while (!reused && st.in_progress) {
         mpProgress(st.progress_keys, total, start, memprofCli.save ? "BGSAVE STAT_MEMORY" : "profiling");
         usleep(MP_POLL_US);
+        if (mpInterrupted) {
+            mpProgressClear();
+            if (started) mpCancel(c, NULL);
+            return 130;
+        }
         if (!mpReadState(c, &st, &err)) {
             mpFail(NULL, err);
             return 1;
         }
     }
+    mpCatchSigint(0);
     mpProgressClear();
     if (!reused && !mpFinished(&st, &err)) {
         mpFail(NULL, err);
@@ -959,7 +1001,7 @@ typedef struct mpRun {
     char *label;  /* ip:port */
     int shard;    /* Index of the shard (primary) it stands for. */
     int state;    /* MP_RUN_* */
-    int reused;
+    int reused, started;
     sds error;
     mpNodeState st;
     mpReport report;
@@ -1268,12 +1310,19 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         }
         struct timeval tv = {MP_REPLY_TIMEOUT_SEC, 0};
         redisSetTimeout(r->node->context, tv);
-        if (!mpStart(r->node->context, &r->st, &r->reused, &r->error)) r->state = MP_RUN_FAILED;
+        if (!mpStart(r->node->context, &r->st, &r->reused, &r->started, &r->error)) r->state = MP_RUN_FAILED;
         else if (r->reused || !r->st.in_progress) r->state = MP_RUN_DONE;
     }
+    mpCatchSigint(1);
     for (;;) {
         long long done = 0, total = 0;
         int running = 0;
+        if (mpInterrupted) {
+            mpProgressClear();
+            for (int i = 0; i < nruns; i++)
+                if (runs[i].state == MP_RUN_RUNNING && runs[i].started) mpCancel(runs[i].node->context, runs[i].label);
+            exit(130);
+        }
         for (int i = 0; i < nruns; i++) {
             mpRun *r = &runs[i];
             if (r->state == MP_RUN_FAILED) continue;
@@ -1294,6 +1343,7 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         mpProgress(done, total, start, what);
         usleep(MP_POLL_US);
     }
+    mpCatchSigint(0);
     mpProgressClear();
 
     /* Read the reports (all lists: COUNT 0) and merge. */

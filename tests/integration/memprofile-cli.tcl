@@ -225,6 +225,25 @@ start_server {overrides {save {} latency-tracking no}} {
         assert_match {the profile failed or was cancelled (rdb_stats_status:err)*} $err
     }
 
+    test {valkey-cli --memprofile: Ctrl-C cancels the profile it started} {
+        r config set rdb-key-save-delay 2000
+        set errfile [tmpfile mpcli-err]
+        set fd [open "|src/valkey-cli -h $host -p $port --memprofile 2>$errfile" r]
+        wait_for_condition 100 50 {[mp_info rdb_stats_in_progress] == 1} else { fail "no profile started" }
+        r config set rdb-key-save-delay 0
+        exec kill -INT [pid $fd]
+        set out [read $fd]
+        assert {[catch {close $fd} e opts]}
+        assert_equal 130 [lindex [dict get $opts -errorcode] 2]
+        set efd [open $errfile r]
+        set err [read $efd]
+        close $efd
+        assert_equal {} $out
+        assert_match {interrupted: the profile was cancelled (MEMORY PROFILE CANCEL)*} $err
+        wait_for_condition 100 50 {[mp_info rdb_stats_in_progress] == 0} else { fail "profile still running" }
+        assert_equal err [mp_info rdb_stats_status]
+    }
+
     test {valkey-cli --memprofile: another child running} {
         r config set rdb-key-save-delay 100000
         r bgsave
