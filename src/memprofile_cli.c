@@ -789,6 +789,11 @@ static const char *mpPlural(const char *type) {
     return buf;
 }
 
+/* qsort() of a list that may be empty (and NULL). */
+static void mpSort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
+    if (n > 1) qsort(base, n, size, cmp);
+}
+
 static int mpCmpCountBytes(const void *a, const void *b) {
     const mpCount *x = a, *y = b;
     return (y->bytes > x->bytes) - (y->bytes < x->bytes);
@@ -832,8 +837,8 @@ static void mpPrintReport(const mpReport *r, const mpReport *extra, long count, 
 
     printf("\n-------- by encoding -------\n\n");
     mpCount *enc = zmalloc(sizeof(mpCount) * (r->encodings.n + 1));
-    memcpy(enc, r->encodings.v, sizeof(mpCount) * r->encodings.n);
-    qsort(enc, r->encodings.n, sizeof(mpCount), mpCmpCountBytes);
+    if (r->encodings.n) memcpy(enc, r->encodings.v, sizeof(mpCount) * r->encodings.n);
+    mpSort(enc, r->encodings.n, sizeof(mpCount), mpCmpCountBytes);
     for (size_t i = 0; i < r->encodings.n; i++) {
         if (!enc[i].keys) continue;
         printf("%-16s %10lld keys %14lld bytes %6.2f%%\n", enc[i].name, enc[i].keys, enc[i].bytes,
@@ -894,7 +899,7 @@ static void mpPrintReport(const mpReport *r, const mpReport *extra, long count, 
         if (!strcmp(n, "mem_rss")) continue;
         cat[ncat++] = r->breakdown.v[i];
     }
-    qsort(cat, ncat, sizeof(mpCount), mpCmpCountBytes);
+    mpSort(cat, ncat, sizeof(mpCount), mpCmpCountBytes);
     long long rss = 0;
     for (size_t i = 0; i < r->breakdown.n; i++)
         if (!strcmp(r->breakdown.v[i].name, "mem_rss")) rss = r->breakdown.v[i].bytes;
@@ -1131,7 +1136,7 @@ static int mpCmpPrefixName(const void *a, const void *b) {
  * both bytes and error_bytes, so that the truth stays in
  * [bytes - error_bytes, bytes]. */
 static void mpMergePrefixes(mpReport *m) {
-    qsort(m->prefixes, m->nprefixes, sizeof(mpPrefix), mpCmpPrefixName);
+    mpSort(m->prefixes, m->nprefixes, sizeof(mpPrefix), mpCmpPrefixName);
     size_t out = 0;
     for (size_t i = 0; i < m->nprefixes; i++) {
         mpPrefix *p = &m->prefixes[i];
@@ -1154,20 +1159,20 @@ static void mpMergePrefixes(mpReport *m) {
         p->error_bytes += missing;
         p->floor = 0;
     }
-    qsort(m->prefixes, m->nprefixes, sizeof(mpPrefix), mpCmpPrefix);
+    mpSort(m->prefixes, m->nprefixes, sizeof(mpPrefix), mpCmpPrefix);
 }
 
 /* Sort the merged lists as a single node's report is sorted. */
 static void mpMergeFinish(mpReport *m, const long long *slot_keys, const long long *slot_bytes) {
-    qsort(m->topkeys, m->ntopkeys, sizeof(mpTopKey), mpCmpTopKey);
+    mpSort(m->topkeys, m->ntopkeys, sizeof(mpTopKey), mpCmpTopKey);
     mpMergePrefixes(m);
-    qsort(m->hist, m->nhist, sizeof(mpHistRow), mpCmpHist);
+    mpSort(m->hist, m->nhist, sizeof(mpHistRow), mpCmpHist);
     for (int s = 0; s < MP_SLOTS; s++) {
         if (!slot_keys[s] && !slot_bytes[s]) continue;
         mpSlot sl = {s, slot_keys[s], slot_bytes[s]};
         MP_PUSH(m->slots, m->nslots, sl);
     }
-    qsort(m->slots, m->nslots, sizeof(mpSlot), mpCmpSlot);
+    mpSort(m->slots, m->nslots, sizeof(mpSlot), mpCmpSlot);
 }
 
 typedef struct mpMove {
@@ -1264,7 +1269,7 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         MP_PUSH(shards, nshards, sh);
     }
 
-    qsort(shards, nshards, sizeof(mpShard), mpCmpShard);
+    mpSort(shards, nshards, sizeof(mpShard), mpCmpShard);
     for (int s = 0; s < MP_SLOTS; s++) owner[s] = -1;
     for (int i = 0; i < nshards; i++)
         for (int s = 0; s < MP_SLOTS; s++)
