@@ -459,18 +459,27 @@ start_multiple_servers 6 [list overrides $base_conf] {
         assert_equal [list user: [dict get $exact 1,user:] 0 cache: [dict get $exact 1,cache:] 0 big: [dict get $exact 1,big:] 0] $depth1
     }
 
+    # What a fork on node i would change: INFO stats and persistence
+    # counters, and the profile's time.
+    proc mp_fork_state {i} {
+        set p [R $i info persistence]
+        set out [list [mp_stat total_forks $i] [mp_stat latest_fork_usec $i] [mp_info rdb_stats_last_time [list R $i]]]
+        foreach f {rdb_saves rdb_bgsave_in_progress rdb_last_bgsave_time_sec rdb_last_cow_size} {
+            lappend out $f [getInfoProperty $p $f]
+        }
+        return $out
+    }
+
     test {valkey-cli --cluster memprofile --cluster-from-replicas: no primary forks} {
         foreach i $::mp_replicas { set rforks($i) [mp_stat total_forks $i] }
         foreach i $::mp_primaries {
-            set before($i) [list [mp_stat total_forks $i] [mp_info rdb_stats_last_time [list R $i]] \
-                [getInfoProperty [R $i info persistence] rdb_bgsave_in_progress]]
+            set before($i) [mp_fork_state $i]
         }
         lassign [mp_cli --cluster memprofile 127.0.0.1:[srv 0 port] --cluster-from-replicas --json] code out err
         assert_equal 0 $code
         set j [mpj_parse $out]
         foreach i $::mp_primaries {
-            assert_equal $before($i) [list [mp_stat total_forks $i] [mp_info rdb_stats_last_time [list R $i]] \
-                [getInfoProperty [R $i info persistence] rdb_bgsave_in_progress]]
+            assert_equal $before($i) [mp_fork_state $i]
         }
         set keys 0
         foreach i $::mp_replicas {
