@@ -1291,7 +1291,7 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
             if (!pick) {
                 shards[i].why = sdscatprintf(sdsempty(),
                                              "%s (with --cluster-from-replicas its primary is not profiled)",
-                                             replicas ? "no reachable replica in sync with it" : "no replica");
+                                             replicas ? "no reachable replica in sync with it" : "no reachable replica");
                 continue;
             }
         }
