@@ -286,10 +286,10 @@ typedef struct mpReport {
     long long floor_total[MP_MAX_DEPTH + 1]; /* Merging: per depth, the floors of all nodes. */
 } mpReport;
 
-#define MP_PUSH(arr, n, item)                                  \
-    do {                                                       \
-        (arr) = zrealloc((arr), sizeof(*(arr)) * ((n) + 1));   \
-        (arr)[(n)++] = (item);                                 \
+#define MP_PUSH(arr, n, item)                                \
+    do {                                                     \
+        (arr) = zrealloc((arr), sizeof(*(arr)) * ((n) + 1)); \
+        (arr)[(n)++] = (item);                               \
     } while (0)
 
 static mpCount *mpCountsGet(mpCounts *c, const char *name, size_t len) {
@@ -617,10 +617,14 @@ static size_t mpUtf8Len(const unsigned char *p, size_t len) {
     size_t n;
     unsigned int cp;
     if (p[0] < 0x80) return 1;
-    if ((p[0] & 0xE0) == 0xC0) n = 2, cp = p[0] & 0x1F;
-    else if ((p[0] & 0xF0) == 0xE0) n = 3, cp = p[0] & 0x0F;
-    else if ((p[0] & 0xF8) == 0xF0) n = 4, cp = p[0] & 0x07;
-    else return 0;
+    if ((p[0] & 0xE0) == 0xC0)
+        n = 2, cp = p[0] & 0x1F;
+    else if ((p[0] & 0xF0) == 0xE0)
+        n = 3, cp = p[0] & 0x0F;
+    else if ((p[0] & 0xF8) == 0xF0)
+        n = 4, cp = p[0] & 0x07;
+    else
+        return 0;
     if (n > len) return 0;
     for (size_t i = 1; i < n; i++) {
         if ((p[i] & 0xC0) != 0x80) return 0;
@@ -881,12 +885,18 @@ static void mpPrintReport(const mpReport *r, const mpReport *extra, long count, 
     for (size_t i = 0; i < r->ttl.n; i++) {
         const mpCount *c = &r->ttl.v[i];
         const char *label = c->name;
-        if (!strcmp(label, "none")) label = "no TTL";
-        else if (!strcmp(label, "expired")) label = "expired, not reclaimed";
-        else if (!strcmp(label, "1h")) label = "within 1 hour";
-        else if (!strcmp(label, "1d")) label = "1 hour to 1 day";
-        else if (!strcmp(label, "7d")) label = "1 to 7 days";
-        else if (!strcmp(label, "later")) label = "after 7 days";
+        if (!strcmp(label, "none"))
+            label = "no TTL";
+        else if (!strcmp(label, "expired"))
+            label = "expired, not reclaimed";
+        else if (!strcmp(label, "1h"))
+            label = "within 1 hour";
+        else if (!strcmp(label, "1d"))
+            label = "1 hour to 1 day";
+        else if (!strcmp(label, "7d"))
+            label = "1 to 7 days";
+        else if (!strcmp(label, "later"))
+            label = "after 7 days";
         printf("%-24s %10lld keys %14lld bytes %6.2f%%\n", label, c->keys, c->bytes, mpPct(c->bytes, r->bytes));
     }
 
@@ -1003,9 +1013,9 @@ int memprofCliRun(redisContext *c, const char *addr, int output) {
 
 typedef struct mpRun {
     memprofCliNode *node;
-    char *label;  /* ip:port */
-    int shard;    /* Index of the shard (primary) it stands for. */
-    int state;    /* MP_RUN_* */
+    char *label; /* ip:port */
+    int shard;   /* Index of the shard (primary) it stands for. */
+    int state;   /* MP_RUN_* */
     int reused, started;
     sds error;
     mpNodeState st;
@@ -1187,8 +1197,7 @@ typedef struct mpMove {
  * what would bring one of them to the mean. Only slots smaller than their
  * difference qualify, so that every move strictly lowers the sum of squared
  * deviations, and the loop ends. */
-static mpMove *mpPlan(int nshards, const int *owner_in, const long long *slot_keys,
-                      const long long *slot_bytes, size_t *nmoves) {
+static mpMove *mpPlan(int nshards, const int *owner_in, const long long *slot_keys, const long long *slot_bytes, size_t *nmoves) {
     mpMove *moves = NULL;
     *nmoves = 0;
     long long *b = zmalloc(sizeof(long long) * nshards);
@@ -1209,7 +1218,7 @@ static mpMove *mpPlan(int nshards, const int *owner_in, const long long *slot_ke
         if ((double)b[h] - mean <= tol && mean - (double)b[l] <= tol) break;
         double want = (double)b[h] - mean < mean - (double)b[l] ? (double)b[h] - mean : mean - (double)b[l];
         double fit = (double)b[h] - mean + tol < mean + tol - (double)b[l] ? (double)b[h] - mean + tol
-                                                                          : mean + tol - (double)b[l];
+                                                                           : mean + tol - (double)b[l];
         int best = -1, largest = -1;
         double bestdist = 0;
         for (int s = 0; s < MP_SLOTS; s++) {
@@ -1315,8 +1324,10 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         }
         struct timeval tv = {MP_REPLY_TIMEOUT_SEC, 0};
         redisSetTimeout(r->node->context, tv);
-        if (!mpStart(r->node->context, &r->st, &r->reused, &r->started, &r->error)) r->state = MP_RUN_FAILED;
-        else if (r->reused || !r->st.in_progress) r->state = MP_RUN_DONE;
+        if (!mpStart(r->node->context, &r->st, &r->reused, &r->started, &r->error))
+            r->state = MP_RUN_FAILED;
+        else if (r->reused || !r->st.in_progress)
+            r->state = MP_RUN_DONE;
     }
     mpCatchSigint(1);
     for (;;) {
@@ -1462,8 +1473,10 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
 
         printf("\n-------- memory by slot -------\n\n");
         printf("%zu slots hold keys", merged.nslots);
-        if (merged.nslots) printf("; the largest:\n");
-        else printf("\n");
+        if (merged.nslots)
+            printf("; the largest:\n");
+        else
+            printf("\n");
         for (size_t i = 0; i < merged.nslots && (memprofCli.count == 0 || (long)i < memprofCli.count); i++)
             printf("  slot %5lld: %lld keys, %lld bytes (%s)\n", merged.slots[i].slot, merged.slots[i].keys,
                    merged.slots[i].bytes, mpHuman(merged.slots[i].bytes, h1, 32));
