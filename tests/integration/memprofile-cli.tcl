@@ -86,7 +86,7 @@ proc mp_sorted_dict {d} {
     return $out
 }
 
-tags {"memprofile external:skip"} {
+tags {"memprofile external:skip tls:skip"} {
 
 start_server {overrides {save {} latency-tracking no}} {
     set host [srv 0 host]
