@@ -4,9 +4,10 @@
 Starts valkey-server on a free loopback port with a temporary directory,
 loads a mixed dataset that covers every type and encoding, takes a profiling
 background save and prints what the server reports: the two log lines,
-INFO rdb_stats, MEMORY DOCTOR, a per-type summary, the deep report, and a
-flame graph of memory by key prefix (build/memprof-flame-demo.svg and .html
-next to build/bin). The server is always
+INFO rdb_stats, MEMORY DOCTOR, a per-type summary, the deep report, a
+profile-only child, valkey-cli --memprofile, and a flame graph of memory by
+key prefix (build/memprof-flame-demo.svg and .html next to build/bin). The
+server is always
 shut down and the temporary directory removed, also on failure or Ctrl-C.
 
 Usage: python3 utils/demo.py --bin build/bin --conf valkey.conf
@@ -422,7 +423,15 @@ def run(args, workdir):
                 raise DemoError("MEMORY DOCTOR lacks its '%s' part" % part)
             print(doctor[start:].split("\n\n")[0].rstrip())
 
-        step(10, "Flame graph of memory by key prefix (utils/memprof_flame.py)")
+        step(10, "valkey-cli --memprofile --memprofile-count 5 (a profile-only child, then the summary)")
+        started = time.monotonic()
+        output = server.cli("--memprofile", "--memprofile-count", "5")
+        if "-------- summary -------" not in output:
+            raise DemoError("valkey-cli --memprofile printed no summary:\n%s" % output)
+        print(output.rstrip())
+        print("(valkey-cli --memprofile took %.1f s)" % (time.monotonic() - started))
+
+        step(11, "Flame graph of memory by key prefix (utils/memprof_flame.py)")
         write_flame_graph(server.port, os.path.dirname(args.bin))
     finally:
         server.stop()

@@ -24,10 +24,11 @@ done
 
 # Upstream files that exercise what our patches touch: INFO, COMMAND DOCS,
 # CONFIG, MEMORY DOCTOR, BGSAVE, childinfo, DUMP/RESTORE, every type's
-# encodings, RDB save/load and replication saves.
+# encodings, RDB save/load and replication saves, valkey-cli and its
+# cluster manager.
 subset="unit/info unit/info-command unit/introspection unit/introspection-2 unit/memefficiency
         unit/other unit/dump integration/rdb integration/replication integration/replication-buffer
-        integration/dismiss-mem integration/aof"
+        integration/dismiss-mem integration/aof integration/valkey-cli unit/cluster/cli"
 for f in "$tree"/tests/unit/type/*.tcl; do
     rel=${f#"$tree"/tests/}
     subset="$subset ${rel%.tcl}"
