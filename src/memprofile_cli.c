@@ -904,9 +904,10 @@ static void mpPrintReport(const mpReport *r, const mpReport *extra, long count, 
     mpCount *cat = zmalloc(sizeof(mpCount) * (r->breakdown.n + 1));
     size_t ncat = 0;
     for (size_t i = 0; i < r->breakdown.n; i++) {
-        /* The eight mem_kv/um/sys figures; the waterfall's RSS total is not a category. */
+        /* The waterfall's lines, which add up to RSS: not RSS itself, nor
+         * the allocator's retained bytes (address space, not resident). */
         const char *n = r->breakdown.v[i].name;
-        if (!strcmp(n, "mem_rss")) continue;
+        if (!strcmp(n, "mem_rss") || !strcmp(n, "mem_allocator_retained")) continue;
         cat[ncat++] = r->breakdown.v[i];
     }
     mpSort(cat, ncat, sizeof(mpCount), mpCmpCountBytes);
