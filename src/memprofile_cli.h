@@ -5,7 +5,8 @@
  */
 
 /* valkey-cli --memprofile and valkey-cli --cluster memprofile: the client
- * side of the fork-based memory profile (see memprofile_cli.c). valkey-cli.c
+ * side of the fork-based memory profile (see memprofile_cli.c, memprofile_cli_output.c and
+ * memprofile_cli_cluster.c). valkey-cli.c
  * reaches it through thin hooks: option parsing, the single-node run and the
  * cluster manager command, which hands over the nodes it discovered. */
 
