@@ -5,10 +5,11 @@
  */
 
 /* valkey-cli --memprofile and valkey-cli --cluster memprofile: the client
- * side of the fork-based memory profile (see memprofile_cli.c, memprofile_cli_output.c and
- * memprofile_cli_cluster.c). valkey-cli.c
- * reaches it through thin hooks: option parsing, the single-node run and the
- * cluster manager command, which hands over the nodes it discovered. */
+ * side of the fork-based memory profile (memprofile_cli.c, the outputs in
+ * memprofile_cli_output.c, the cluster in memprofile_cli_cluster.c).
+ * valkey-cli.c reaches it through thin hooks: option parsing, the
+ * single-node run and the cluster manager command, which hands over the
+ * nodes it discovered. */
 
 #ifndef __MEMPROFILE_CLI_H
 #define __MEMPROFILE_CLI_H
