@@ -24,6 +24,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import memprof_flame  # noqa: E402  (utils/, next to this file)
+
 START_TIMEOUT = 10.0
 PROFILE_TIMEOUT = 60.0
 CLI_TIMEOUT = 60.0
@@ -150,13 +153,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def resp(*args):
-    """One command in the RESP protocol."""
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
+# One command in the RESP protocol (the flame graph tool's encoder).
+resp = memprof_flame.encode_command
 
 
 def string_commands():
@@ -345,8 +343,6 @@ def deep_report_lines(report, info):
 def write_flame_graph(port, outdir):
     """Write the newest profile's flame graph (SVG) and report page (HTML)
     under outdir; memprof_flame prints their paths."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import memprof_flame
     svg, page = (os.path.join(outdir, "memprof-flame-demo." + ext) for ext in ("svg", "html"))
     try:
         if memprof_flame.main(["--port", str(port), "--svg", svg, "--html", page,
