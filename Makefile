@@ -6,6 +6,8 @@
 #   make test-upstream   the whole upstream suite against our build
 #   make test-ecosystem  Prometheus, Grafana dashboard and flame graph end to end
 #   make vanilla         the same pinned upstream without our changes
+#   make pin-status      the pinned Debian revision against what Debian lists
+#   make pin-bump        move the pin to the newest usable Debian revision
 #   make bench           speed and exactness, side by side
 #   make patch-queue / make refresh-patches   work on patches/ (see README)
 
@@ -28,13 +30,14 @@ PROGRAMS  = valkey-server valkey-cli valkey-benchmark valkey-check-rdb valkey-ch
 PIN_ENV   = DEBIAN_VERSION='$(DEBIAN_VERSION)' DEBIAN_SUITE='$(DEBIAN_SUITE)' \
             ORIG_TARBALL='$(ORIG_TARBALL)' ORIG_SHA256='$(ORIG_SHA256)' \
             DEBIAN_TARBALL='$(DEBIAN_TARBALL)' DEBIAN_SHA256='$(DEBIAN_SHA256)'
-SETUP_PKGS = build-essential pkg-config tcl xz-utils patch python3 procps
+SETUP_PKGS = build-essential pkg-config tcl xz-utils patch python3 procps gpg gpg-agent
 
 OURS = $(wildcard src/*.c src/*.h patches/series patches/*.patch \
          tests/unit/*.tcl tests/unit/*/*.tcl tests/integration/*.tcl tests/helpers/* tests/modules/*.c utils/memprof_log.py)
 
 .PHONY: all setup demo test test-ours test-upstream vanilla bench clean distclean \
-        patch-queue refresh-patches test-sanitizers test-valgrind test-ecosystem
+        patch-queue refresh-patches test-sanitizers test-valgrind test-ecosystem \
+        pin-status pin-bump
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/.built
@@ -50,7 +53,7 @@ $(BUILD)/.setup:
 	@touch $@
 setup: $(BUILD)/.setup
 
-$(DL)/.verified: deps/pin.mk deps/fetch.sh | $(BUILD)/.setup
+$(DL)/.verified: deps/pin.mk deps/fetch.sh deps/debsrc.sh | $(BUILD)/.setup
 	$(PIN_ENV) sh deps/fetch.sh $(DL)
 	@touch $@
 
@@ -67,8 +70,15 @@ $(TREE)/.overlay: $(PRISTINE)/.stamp $(OURS) deps/prepare.sh
 $(BUILD)/.built: $(TREE)/.overlay FORCE
 	@$(MAKE) --no-print-directory -C $(TREE) -j$(JOBS) $(VALKEY_MAKE_ARGS)
 	@mkdir -p $(BIN); for p in $(PROGRAMS); do cmp -s $(TREE)/src/$$p $(BIN)/$$p || { cp $(TREE)/src/$$p $(BIN)/$$p.tmp && mv -f $(BIN)/$$p.tmp $(BIN)/$$p; } || exit 1; done
+	@if [ -f $(DL)/notice ]; then echo "fetch: $$(cat $(DL)/notice) (as of $$(date -r $(DL)/notice +%F))"; fi
 	@touch $@
 FORCE:
+
+# The pin against Debian's index (see README, "Following Debian's revisions").
+pin-status: | $(BUILD)/.setup
+	@$(PIN_ENV) sh deps/pin.sh status $(BUILD)/pin
+pin-bump: | $(BUILD)/.setup
+	@$(PIN_ENV) sh deps/pin.sh bump $(BUILD)/pin
 
 vanilla: $(BUILD)/vanilla/.built
 $(BUILD)/vanilla/.built: $(PRISTINE)/.stamp
@@ -82,6 +92,12 @@ demo: all
 
 # Our tests, the upstream files our patches touch, and the utils tests.
 TEST_CLIENTS ?= 2
+# Upstream's latency assertions (active defrag cycle lengths, latency
+# monitor spikes, a module's blocking times, replication CPU use) measure the
+# machine's scheduling, which a shared machine does not give: off unless
+# LATENCY=1 (runtest's --no-latency otherwise; every runtest target).
+LATENCY ?= 0
+export LATENCY
 test: all
 	sh utils/run-tests.sh $(TREE) ours+subset $(TEST_CLIENTS)
 

@@ -1,37 +1,47 @@
 #!/bin/sh
-# Obtain the pinned Valkey source package with apt's source client through a
-# private apt state (the system's own apt sources and lists stay untouched),
-# reusing the Debian mirror URI the machine's apt configuration already names.
+# Obtain the pinned Valkey source package through a private apt state (the
+# system's own apt sources and lists stay untouched), from the Debian
+# archives the machine's apt configuration names (deps/debsrc.sh).
 #
 # Usage: deps/fetch.sh OUTDIR
-# Environment (offline use, no apt):
+#
+# In order:
+#   1. apt's source client for the pinned version, when the index lists it;
+#   2. the pinned files by their pool path, with apt's own downloader and the
+#      pinned sums, from every main archive and then every security archive;
+#   3. otherwise one error: which file and sum were wanted, what the index
+#      offers instead, and the command that bumps the pin.
+# Either way the pinned sha256 sums are checked. When the index lists a
+# revision newer than the pin, one notice line says so (and OUTDIR/notice
+# keeps it for later builds); it never fails the build by itself.
+#
+# Offline (no apt at all):
 #   VALKEY_ORIG_TARBALL=/path/valkey_<ver>.orig.tar.xz
 #   VALKEY_DEBIAN_TARBALL=/path/valkey_<ver>.debian.tar.xz
-#   or VALKEY_SOURCE_DIR=/path/dir holding both files under their Debian names
-#   (for example the folder of an earlier 'apt-get source --download-only').
-# Either way the pinned sha256 sums are checked.
+#   or VALKEY_SOURCE_DIR=/path/dir holding both files under their Debian names.
 # Pinned values come from deps/pin.mk, passed in by the Makefile as
 # DEBIAN_VERSION, DEBIAN_SUITE, ORIG_TARBALL, ORIG_SHA256, DEBIAN_TARBALL,
 # DEBIAN_SHA256.
 set -eu
 
+PROG=fetch
+. "$(dirname "$0")/debsrc.sh"
+
 out=${1:?usage: fetch.sh OUTDIR}
 : "${DEBIAN_VERSION:?}" "${DEBIAN_SUITE:?}" "${ORIG_TARBALL:?}" "${ORIG_SHA256:?}"
 : "${DEBIAN_TARBALL:?}" "${DEBIAN_SHA256:?}"
 mkdir -p "$out"
-
-die() { echo "fetch: $*" >&2; exit 1; }
+rm -f "$out/notice"
 
 verify() { # FILE EXPECTED VARNAME
     actual=$(sha256sum "$1" | cut -d' ' -f1)
     if [ "$actual" != "$2" ]; then
         cat >&2 <<MSG
 fetch: checksum mismatch for $(basename "$1")
-  expected: $2
+  expected: $2 (deps/pin.mk $3)
   actual:   $actual
-If Debian published a new revision on purpose, bump the pin: set $3 (and the
-version) in deps/pin.mk to the new value after checking the change, then
-run 'make distclean && make'.
+If Debian published a new revision on purpose, 'make pin-status' shows it
+and 'make pin-bump' moves the pin to it after checking its signed sums.
 MSG
         exit 1
     fi
@@ -46,29 +56,74 @@ if [ -n "${VALKEY_ORIG_TARBALL:-}" ] || [ -n "${VALKEY_DEBIAN_TARBALL:-}" ]; the
     [ -f "${VALKEY_DEBIAN_TARBALL:-}" ] || die "VALKEY_DEBIAN_TARBALL is not a file: '${VALKEY_DEBIAN_TARBALL:-}'"
     [ "$VALKEY_ORIG_TARBALL" -ef "$out/$ORIG_TARBALL" ] || cp "$VALKEY_ORIG_TARBALL" "$out/$ORIG_TARBALL"
     [ "$VALKEY_DEBIAN_TARBALL" -ef "$out/$DEBIAN_TARBALL" ] || cp "$VALKEY_DEBIAN_TARBALL" "$out/$DEBIAN_TARBALL"
-else
-    # The mirror URI: the one the machine's apt already uses for Debian's main archive.
-    mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
-             awk '$1 ~ /\/debian\/?$/ && $2 !~ /-(security|updates|backports)$/ {print $1; exit}')
-    [ -n "$mirror" ] || mirror=$(apt-get indextargets --format '$(REPO_URI)' 2>/dev/null |
-             grep -v security | head -n1)
-    [ -n "$mirror" ] || die "could not find a Debian mirror in the machine's apt configuration"
+    verify "$out/$ORIG_TARBALL" "$ORIG_SHA256" ORIG_SHA256
+    verify "$out/$DEBIAN_TARBALL" "$DEBIAN_SHA256" DEBIAN_SHA256
+    say "$ORIG_TARBALL and $DEBIAN_TARBALL verified (offline)"
+    exit 0
+fi
 
-    st=$(cd "$out" && pwd)/apt
-    mkdir -p "$st/lists/partial" "$st/cache/archives/partial" "$st/parts"
-    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-    echo "deb-src [signed-by=$keyring] $mirror $DEBIAN_SUITE main" > "$st/sources.list"
-    set -- -o Dir::Etc::SourceList="$st/sources.list" \
-           -o Dir::Etc::SourceParts="$st/parts" \
-           -o Dir::State::Lists="$st/lists" \
-           -o Dir::Cache="$st/cache" \
-           -o Dir::State::Status=/var/lib/dpkg/status \
-           -o APT::Sandbox::User=root
-    apt-get "$@" -q update >&2 || die "apt-get update of the private source list failed"
-    (cd "$out" && apt-get "$@" -q source --download-only "valkey=$DEBIAN_VERSION") >&2 || die \
-        "apt-get source valkey=$DEBIAN_VERSION failed; if $DEBIAN_SUITE moved to a newer revision, bump DEBIAN_VERSION/DEBIAN_TARBALL/DEBIAN_SHA256 in deps/pin.mk"
+findArchives
+aptInit "$out/apt"
+aptUpdate
+indexFiles > "$APT_STATE/index"
+
+listed() { awk -v v="$DEBIAN_VERSION" '$3 == v' "$APT_STATE/index" | grep -q .; }
+how=""
+
+# 1. apt's source client, when the index lists the pinned version.
+if listed; then
+    # shellcheck disable=SC2086
+    if (cd "$out" && apt-get $APT_OPTS -q source --download-only "$SRC_PACKAGE=$DEBIAN_VERSION") >&2; then
+        how="apt-get source $SRC_PACKAGE=$DEBIAN_VERSION"
+    else
+        say "apt-get source $SRC_PACKAGE=$DEBIAN_VERSION failed; trying the pool"
+    fi
+fi
+
+# 2. The pinned files by pool path.
+if [ -z "$how" ]; then
+    for spec in "$ORIG_TARBALL $ORIG_SHA256" "$DEBIAN_TARBALL $DEBIAN_SHA256"; do
+        set -- $spec
+        if [ -f "$out/$1" ] && [ "$(sha256sum "$out/$1" | cut -d' ' -f1)" = "$2" ]; then continue; fi
+        if from=$(poolDownload "$1" "$2" "$out/$1"); then
+            say "$1 from the pool: $from"
+            continue
+        fi
+        # 3. Nowhere: say what was wanted and what there is instead.
+        offered=$(for s in "$DEBIAN_SUITE" "$DEBIAN_SUITE-security"; do
+                      for v in $(listedVersions "$s" < "$APT_STATE/index"); do echo "$v ($s)"; done
+                  done)
+        {
+            echo "fetch: cannot obtain $1 (sha256 $2) of the pinned $SRC_PACKAGE $DEBIAN_VERSION:"
+            echo "  $DEBIAN_SUITE's index and $DEBIAN_SUITE-security's do not list $DEBIAN_VERSION, and no archive's pool has the file:"
+            for u in $MAIN_URIS; do echo "    $u$(poolDir "$SRC_PACKAGE" main)/$1"; done
+            for u in $SECURITY_URIS; do echo "    $u$(poolDir "$SRC_PACKAGE" updates/main)/$1"; done
+            [ ! -f "$out/$1.badsum" ] || sed 's/^/  a file by that name has sha256 /' "$out/$1.badsum"
+            if [ -n "$offered" ]; then
+                echo "  the index offers instead: $(echo $offered | sed 's/) /), /g')"
+            else
+                echo "  the index lists no $SRC_PACKAGE at all (is the archive reachable? see above)"
+            fi
+            echo "  to move the pin to the newest revision that downloads and whose patches apply:"
+            echo "    make pin-bump && make"
+        } >&2
+        exit 1
+    done
+    how="pool"
 fi
 
 verify "$out/$ORIG_TARBALL" "$ORIG_SHA256" ORIG_SHA256
 verify "$out/$DEBIAN_TARBALL" "$DEBIAN_SHA256" DEBIAN_SHA256
-echo "fetch: $ORIG_TARBALL and $DEBIAN_TARBALL verified" >&2
+say "$ORIG_TARBALL and $DEBIAN_TARBALL verified ($how)"
+
+# Debian ahead of the pin: one line, now and at every later build.
+newest=""; where=""
+for s in "$DEBIAN_SUITE" "$DEBIAN_SUITE-security"; do
+    v=$(listedVersions "$s" < "$APT_STATE/index" | head -n1)
+    [ -n "$v" ] || continue
+    if [ -z "$newest" ] || dpkg --compare-versions "$v" gt "$newest"; then newest=$v; where=$s; fi
+done
+if [ -n "$newest" ] && dpkg --compare-versions "$newest" gt "$DEBIAN_VERSION"; then
+    echo "notice: Debian's $where lists $SRC_PACKAGE $newest, newer than the pinned $DEBIAN_VERSION: this build lacks that revision (a security update?); see 'make pin-status'" > "$out/notice"
+    cat "$out/notice" >&2
+fi

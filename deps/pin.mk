@@ -1,6 +1,8 @@
 # The pinned upstream: Valkey 8.1.1 as Debian's trixie source package ships it.
-# To bump: change the versions and sums below, run `make distclean && make`;
-# a mismatch names the file, the expected and the actual sum.
+# `make pin-status` compares it with what Debian lists; `make pin-bump`
+# rewrites the values below to the newest revision whose files download and
+# whose patches apply (sums from the signed index), then `make` rebuilds.
+# A mismatch names the file, the expected and the actual sum.
 VALKEY_UPSTREAM_VERSION = 8.1.1
 DEBIAN_VERSION          = 8.1.1+dfsg1-3+deb13u2
 DEBIAN_SUITE            = trixie

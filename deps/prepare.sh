@@ -9,6 +9,9 @@
 #       Stage PRISTINE_DIR + PROJECT_DIR/patches/series + our src/ and tests/
 #       files, then copy into TREE_DIR only the files whose content changed,
 #       so that make rebuilds only what depends on an edited file.
+#   prepare.sh check PRISTINE_DIR PROJECT_DIR
+#       Whether PROJECT_DIR/patches/series applies to PRISTINE_DIR (a dry
+#       run in a scratch copy; PRISTINE_DIR is left as it was).
 set -eu
 
 die() { echo "prepare: $*" >&2; exit 1; }
@@ -76,9 +79,27 @@ overlay() {
     echo "prepare: $changed file(s) updated in $tree" >&2
 }
 
+check() {
+    pristine=$1 proj=$2
+    scratch="$pristine.check.$$"
+    rm -rf "$scratch" && cp -a "$pristine" "$scratch"
+    rc=0
+    for p in $(grep -v -E '^[[:space:]]*(#|$)' "$proj/patches/series" | awk '{print $1}'); do
+        if ! patch -d "$scratch" -p1 -s -f --no-backup-if-mismatch < "$proj/patches/$p" > "$scratch.log" 2>&1; then
+            cat "$scratch.log" >&2
+            echo "prepare: patch $p does not apply" >&2
+            rc=1
+            break
+        fi
+    done
+    rm -rf "$scratch" "$scratch.log"
+    return $rc
+}
+
 cmd=${1:-}; shift || true
 case "$cmd" in
     pristine) pristine "$@" ;;
     overlay) overlay "$@" ;;
-    *) die "usage: prepare.sh pristine DL OUT | overlay PRISTINE TREE PROJECT" ;;
+    check) check "$@" ;;
+    *) die "usage: prepare.sh pristine DL OUT | overlay PRISTINE TREE PROJECT | check PRISTINE PROJECT" ;;
 esac
