@@ -270,70 +270,91 @@ static double mpSkew(const long long *b, int n, double *mean_out) {
     return mean > 0 ? (double)max / mean : 1.0;
 }
 
-int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
-    mpShard *shards = NULL;
-    int nshards = 0;
-    mpRun *runs = zcalloc(sizeof(mpRun) * (count + 1));
-    int nruns = 0;
-    int *owner = zmalloc(sizeof(int) * MP_SLOTS);
-    for (int s = 0; s < MP_SLOTS; s++) owner[s] = -1;
+/* Everything one --cluster memprofile run holds, step to step. */
+typedef struct mpCluster {
+    mpShard *shards;
+    int nshards;
+    mpRun *runs;
+    int nruns;
+    int covered; /* Shards whose report was merged. */
+    int *owner;  /* Slot -> shard index, -1 when unowned. */
+    mpReport merged;
+    long long *slot_keys; /* Per slot, over every merged report. */
+    long long *slot_bytes;
+    char **names; /* Run labels, by run index. */
+    mpMove *moves;
+    size_t nmoves;
+    double skew, mean, skew_after;
+} mpCluster;
 
-    /* Shards: primaries that own slots. */
+/* Discover: the shards (primaries that own slots, sorted), the slot owners,
+ * and the node profiled for each shard: the primary, or with
+ * --cluster-from-replicas its first reachable replica in sync. */
+static void mpClusterDiscover(mpCluster *c, memprofCliNode *nodes, int count) {
+    c->runs = zcalloc(sizeof(mpRun) * (count + 1));
+    c->owner = zmalloc(sizeof(int) * MP_SLOTS);
     for (int i = 0; i < count; i++) {
         memprofCliNode *n = &nodes[i];
         if (n->primary) continue;
         int owns = 0;
-        for (int s = 0; s < MP_SLOTS; s++) {
-            if (n->slots[s]) {
-                owner[s] = nshards;
-                owns = 1;
-            }
-        }
+        for (int s = 0; s < MP_SLOTS && !owns; s++) owns = n->slots[s];
         if (!owns) continue;
         mpShard sh = {n, NULL, -1, NULL, 0, 0};
         sh.label = zmalloc(strlen(n->ip) + 16);
         sprintf(sh.label, "%s:%d", n->ip, n->port);
-        MP_PUSH(shards, nshards, sh);
+        MP_PUSH(c->shards, c->nshards, sh);
     }
-
-    mpSort(shards, nshards, sizeof(mpShard), mpCmpShard);
-    for (int s = 0; s < MP_SLOTS; s++) owner[s] = -1;
-    for (int i = 0; i < nshards; i++)
+    mpSort(c->shards, c->nshards, sizeof(mpShard), mpCmpShard);
+    for (int s = 0; s < MP_SLOTS; s++) c->owner[s] = -1;
+    for (int i = 0; i < c->nshards; i++)
         for (int s = 0; s < MP_SLOTS; s++)
-            if (shards[i].primary->slots[s]) owner[s] = i;
+            if (c->shards[i].primary->slots[s]) c->owner[s] = i;
 
-    /* One node per shard: the primary, or its first healthy replica. */
-    for (int i = 0; i < nshards; i++) {
+    for (int i = 0; i < c->nshards; i++) {
+        mpShard *sh = &c->shards[i];
         memprofCliNode *pick = NULL;
         if (!memprofCli.from_replicas) {
-            pick = shards[i].primary;
+            pick = sh->primary;
         } else {
             int replicas = 0;
             for (int j = 0; j < count && !pick; j++) {
                 memprofCliNode *n = &nodes[j];
-                if (!n->primary || strcmp(n->primary, shards[i].primary->name)) continue;
+                if (!n->primary || strcmp(n->primary, sh->primary->name)) continue;
                 replicas++;
                 if (!n->failed && n->context && mpReplicaInSync(n->context)) pick = n;
             }
             if (!pick) {
-                shards[i].why = sdscatprintf(sdsempty(),
-                                             "%s (with --cluster-from-replicas its primary is not profiled)",
-                                             replicas ? "no reachable replica in sync with it" : "no reachable replica");
+                sh->why = sdscatprintf(sdsempty(), "%s (with --cluster-from-replicas its primary is not profiled)",
+                                       replicas ? "no reachable replica in sync with it" : "no reachable replica");
                 continue;
             }
         }
-        mpRun *r = &runs[nruns];
+        mpRun *r = &c->runs[c->nruns];
         r->node = pick;
         r->label = zmalloc(strlen(pick->ip) + 16);
         sprintf(r->label, "%s:%d", pick->ip, pick->port);
         r->shard = i;
-        shards[i].run = nruns++;
+        sh->run = c->nruns++;
     }
+}
 
-    /* Start every profile, then wait for all with one progress bar. */
+/* Ctrl-C while profiles run: cancel the ones this run started. */
+static void mpClusterInterrupted(mpCluster *c) {
+    mpProgressClear();
+    for (int i = 0; i < c->nruns; i++)
+        if (c->runs[i].state == MP_RUN_RUNNING && c->runs[i].started) mpCancel(c->runs[i].node->context, c->runs[i].label);
+    exit(130);
+}
+
+/* Run: start every profile, then wait for all with one progress bar. The
+ * SIGINT handler is in place before the first START, so that a Ctrl-C at any
+ * point cancels what was started. */
+static void mpClusterRun(mpCluster *c) {
     long long start = mpMstime();
-    for (int i = 0; i < nruns; i++) {
-        mpRun *r = &runs[i];
+    mpCatchSigint(1);
+    for (int i = 0; i < c->nruns; i++) {
+        mpRun *r = &c->runs[i];
+        if (mpInterrupted) mpClusterInterrupted(c);
         r->state = MP_RUN_RUNNING;
         if (!r->node->context) {
             r->state = MP_RUN_FAILED;
@@ -347,18 +368,12 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         else if (r->reused || !r->st.in_progress)
             r->state = MP_RUN_DONE;
     }
-    mpCatchSigint(1);
     for (;;) {
         long long done = 0, total = 0;
         int running = 0;
-        if (mpInterrupted) {
-            mpProgressClear();
-            for (int i = 0; i < nruns; i++)
-                if (runs[i].state == MP_RUN_RUNNING && runs[i].started) mpCancel(runs[i].node->context, runs[i].label);
-            exit(130);
-        }
-        for (int i = 0; i < nruns; i++) {
-            mpRun *r = &runs[i];
+        if (mpInterrupted) mpClusterInterrupted(c);
+        for (int i = 0; i < c->nruns; i++) {
+            mpRun *r = &c->runs[i];
             if (r->state == MP_RUN_FAILED) continue;
             if (r->state == MP_RUN_RUNNING) {
                 if (!mpReadState(r->node->context, &r->st, &r->error)) {
@@ -373,200 +388,241 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         }
         if (!running) break;
         char what[64];
-        snprintf(what, sizeof(what), "%d of %d nodes running", running, nruns);
+        snprintf(what, sizeof(what), "%d of %d nodes running", running, c->nruns);
         mpProgress(done, total, start, what);
         usleep(MP_POLL_US);
     }
     mpCatchSigint(0);
     mpProgressClear();
+}
 
-    /* Read the reports (all lists: COUNT 0) and merge. */
-    mpReport merged;
-    mpReportInit(&merged);
-    sdsfree(merged.status);
-    sdsfree(merged.source);
-    merged.status = sdsnew("ok");
-    merged.source = sdsnew(memprofCli.save ? "bgsave" : "profile");
-    long long *slot_keys = zcalloc(sizeof(long long) * MP_SLOTS);
-    long long *slot_bytes = zcalloc(sizeof(long long) * MP_SLOTS);
-    char **names = zmalloc(sizeof(char *) * (nruns + 1));
-    int covered = 0;
-    for (int i = 0; i < nruns; i++) {
-        mpRun *r = &runs[i];
-        names[i] = r->label;
+/* Merge: read every finished node's report (all lists: COUNT 0) and add it
+ * in; a shard whose node failed is not covered, and says why. */
+static void mpClusterMerge(mpCluster *c) {
+    mpReportInit(&c->merged);
+    sdsfree(c->merged.status);
+    sdsfree(c->merged.source);
+    c->merged.status = sdsnew("ok");
+    c->merged.source = sdsnew(memprofCli.save ? "bgsave" : "profile");
+    c->slot_keys = zcalloc(sizeof(long long) * MP_SLOTS);
+    c->slot_bytes = zcalloc(sizeof(long long) * MP_SLOTS);
+    c->names = zmalloc(sizeof(char *) * (c->nruns + 1));
+    for (int i = 0; i < c->nruns; i++) {
+        mpRun *r = &c->runs[i];
+        mpShard *sh = &c->shards[r->shard];
+        c->names[i] = r->label;
         if (r->state == MP_RUN_DONE && !r->reused && !mpFinished(&r->st, &r->error)) r->state = MP_RUN_FAILED;
         if (r->state == MP_RUN_DONE && !mpReadReport(r->node->context, 0, &r->report, &r->error))
             r->state = MP_RUN_FAILED;
         if (r->state != MP_RUN_DONE) {
-            shards[r->shard].run = -1;
-            shards[r->shard].why = sdscatprintf(sdsempty(), "%s failed: %s", r->label, r->error);
+            sh->run = -1;
+            sh->why = sdscatprintf(sdsempty(), "%s failed: %s", r->label, r->error);
             continue;
         }
-        mpMerge(&merged, &r->report, i, slot_keys, slot_bytes);
-        shards[r->shard].bytes = r->report.bytes;
-        shards[r->shard].keys = r->report.keys;
-        covered++;
+        mpMerge(&c->merged, &r->report, i, c->slot_keys, c->slot_bytes);
+        sh->bytes = r->report.bytes;
+        sh->keys = r->report.keys;
+        c->covered++;
     }
-    mpMergeFinish(&merged, slot_keys, slot_bytes);
-    if (covered < nshards) {
-        sdsfree(merged.status);
-        merged.status = sdsnew(covered ? "partial" : "err");
+    mpMergeFinish(&c->merged, c->slot_keys, c->slot_bytes);
+    if (c->covered < c->nshards) {
+        sdsfree(c->merged.status);
+        c->merged.status = sdsnew(c->covered ? "partial" : "err");
     }
+}
 
-    /* Skew between the covered primaries, and the plan when all are. */
-    long long *sb = zmalloc(sizeof(long long) * (nshards + 1));
+/* Plan: the skew between the covered primaries, and the slot moves (only
+ * when every shard is covered) with the skew they would leave. */
+static void mpClusterPlan(mpCluster *c) {
+    long long *sb = zmalloc(sizeof(long long) * (c->nshards + 1));
     int nsb = 0;
-    for (int i = 0; i < nshards; i++)
-        if (shards[i].run >= 0) sb[nsb++] = shards[i].bytes;
-    double mean = 0, skew = mpSkew(sb, nsb, &mean);
-    size_t nmoves = 0;
-    mpMove *moves = NULL;
-    if (covered == nshards && nshards > 1) moves = mpPlan(nshards, owner, slot_keys, slot_bytes, &nmoves);
-    long long *after = zcalloc(sizeof(long long) * (nshards + 1));
-    for (int s = 0; s < MP_SLOTS; s++)
-        if (owner[s] >= 0) after[owner[s]] += slot_bytes[s];
-    for (size_t i = 0; i < nmoves; i++) {
-        after[moves[i].from] -= moves[i].bytes;
-        after[moves[i].to] += moves[i].bytes;
-    }
-    double skew_after = mpSkew(after, nshards, NULL);
-
-    if (output != MEMPROF_CLI_TEXT) {
-        sds s = sdsnew("{");
-        s = mpJsonReport(s, &merged, memprofCli.count, names, output);
-        s = sdscat(s, ",\n \"nodes\": [");
-        for (int i = 0; i < nshards; i++) {
-            mpShard *sh = &shards[i];
-            mpRun *r = sh->run >= 0 ? &runs[sh->run] : NULL;
-            s = sdscat(s, i ? ",\n  {\"shard\": " : "\n  {\"shard\": ");
-            s = mpJsonStr(s, sh->label, strlen(sh->label), output);
-            s = sdscat(s, ", \"primary_id\": ");
-            s = mpJsonStr(s, sh->primary->name, strlen(sh->primary->name), output);
-            if (r) {
-                s = sdscat(s, ", \"node\": ");
-                s = mpJsonStr(s, r->label, strlen(r->label), output);
-                s = sdscatprintf(s, ", \"role\": \"%s\", \"status\": \"ok\", \"reused\": %s, \"time\": %lld, "
-                                    "\"keys\": %lld, \"bytes\": %lld, \"used_memory\": %lld}",
-                                 r->node->primary ? "replica" : "primary", r->reused ? "true" : "false",
-                                 r->report.time, r->report.keys, r->report.bytes, r->report.used_memory);
-            } else {
-                s = sdscat(s, ", \"status\": \"err\", \"error\": ");
-                s = mpJsonStr(s, sh->why, sdslen(sh->why), output);
-                s = sdscat(s, "}");
-            }
-        }
-        s = sdscatprintf(s, "],\n \"covered_shards\": %d, \"shards\": %d, \"skew\": %.4f, \"mean_bytes\": %.0f, "
-                            "\"skew_after_moves\": %.4f,\n \"moves\": [",
-                         covered, nshards, skew, mean, skew_after);
-        for (size_t i = 0; i < nmoves; i++) {
-            const mpMove *mv = &moves[i];
-            s = sdscatprintf(s, "%s{\"slot\": %d, \"keys\": %lld, \"bytes\": %lld, \"from\": \"%s\", \"to\": \"%s\", "
-                                "\"from_id\": \"%s\", \"to_id\": \"%s\"}",
-                             i ? ",\n  " : "\n  ", mv->slot, mv->keys, mv->bytes, shards[mv->from].label,
-                             shards[mv->to].label, shards[mv->from].primary->name, shards[mv->to].primary->name);
-        }
-        s = sdscat(s, "]}\n");
-        fwrite(s, 1, sdslen(s), stdout);
-        sdsfree(s);
-    } else {
-        char h1[32], h2[32];
-        printf(">>> Memory profile of %d shard%s (%s): %d covered\n", nshards, nshards == 1 ? "" : "s",
-               memprofCli.from_replicas ? "one replica each" : "primaries", covered);
-        for (int i = 0; i < nshards; i++) {
-            mpShard *sh = &shards[i];
-            if (sh->run < 0) {
-                printf("  %s (%.8s): NOT COVERED: %s\n", sh->label, sh->primary->name, sh->why);
-                continue;
-            }
-            mpRun *r = &runs[sh->run];
-            printf("  %s (%.8s): %lld keys, %lld bytes (%s) of user data, used_memory %s; profiled on %s%s%s\n",
-                   sh->label, sh->primary->name, r->report.keys, r->report.bytes, mpHuman(r->report.bytes, h1, 32),
-                   mpHuman(r->report.used_memory, h2, 32), r->label, r->node->primary ? " (replica)" : "",
-                   r->reused ? ", reused" : "");
-        }
-        if (covered < nshards)
-            printf("The figures below cover %d of %d shards: the shards marked NOT COVERED are missing.\n", covered,
-                   nshards);
-        mpPrintReport(&merged, NULL, memprofCli.count, names);
-
-        printf("\n-------- memory by slot -------\n\n");
-        printf("%zu slots hold keys", merged.nslots);
-        if (merged.nslots)
-            printf("; the largest:\n");
-        else
-            printf("\n");
-        for (size_t i = 0; i < merged.nslots && (memprofCli.count == 0 || (long)i < memprofCli.count); i++)
-            printf("  slot %5lld: %lld keys, %lld bytes (%s)\n", merged.slots[i].slot, merged.slots[i].keys,
-                   merged.slots[i].bytes, mpHuman(merged.slots[i].bytes, h1, 32));
-
-        printf("\n-------- balance between primaries -------\n\n");
-        printf("Skew (max/mean of user data): %.3f, mean %.0f bytes", skew, mean);
-        if (covered < nshards) printf(" (over the %d covered shards only)", covered);
-        printf("\n");
-        if (covered < nshards) {
-            printf("No slot moves proposed: not every shard was profiled.\n");
-        } else if (nmoves == 0) {
-            printf("No slot moves needed: every primary is within %.0f%% of the mean, or no move helps.\n",
-                   MP_BALANCE_THRESHOLD * 100);
-        } else {
-            long long moved = 0;
-            for (size_t i = 0; i < nmoves; i++) moved += moves[i].bytes;
-            printf("Proposed: %zu slot moves, %lld bytes, skew after them %.3f. Nothing was moved.\n", nmoves, moved,
-                   skew_after);
-            for (int f = 0; f < nshards; f++) {
-                for (int t = 0; t < nshards; t++) {
-                    int n = 0;
-                    long long bytes = 0;
-                    for (size_t i = 0; i < nmoves; i++)
-                        if (moves[i].from == f && moves[i].to == t) n++, bytes += moves[i].bytes;
-                    if (n)
-                        printf("  %s -> %s: %d slots, %lld bytes (%s)\n", shards[f].label, shards[t].label, n, bytes,
-                               mpHuman(bytes, h1, 32));
-                }
-            }
-            printf("\nTo apply them, review and run this in a POSIX shell (add -a/--user/--tls options to CLI\n"
-                   "as needed; each slot: IMPORTING, MIGRATING, MIGRATE of each key, SETSLOT NODE; key names\n"
-                   "holding a newline need another tool):\n\n");
-            printf("CLI=valkey-cli\n"
-                   "move_slot() { # slot src_host src_port src_id dst_host dst_port dst_id\n"
-                   "  $CLI -e -h \"$5\" -p \"$6\" CLUSTER SETSLOT \"$1\" IMPORTING \"$4\" >/dev/null &&\n"
-                   "  $CLI -e -h \"$2\" -p \"$3\" CLUSTER SETSLOT \"$1\" MIGRATING \"$7\" >/dev/null &&\n"
-                   "  while [ \"$($CLI -e -h \"$2\" -p \"$3\" CLUSTER COUNTKEYSINSLOT \"$1\")\" != 0 ]; do\n"
-                   "    $CLI -e -h \"$2\" -p \"$3\" CLUSTER GETKEYSINSLOT \"$1\" 100 | while IFS= read -r key; do\n"
-                   "      $CLI -e -h \"$2\" -p \"$3\" MIGRATE \"$5\" \"$6\" \"$key\" 0 60000 >/dev/null || exit 1\n"
-                   "    done || return 1\n"
-                   "  done &&\n"
-                   "  $CLI -e -h \"$5\" -p \"$6\" CLUSTER SETSLOT \"$1\" NODE \"$7\" >/dev/null &&\n"
-                   "  $CLI -e -h \"$2\" -p \"$3\" CLUSTER SETSLOT \"$1\" NODE \"$7\" >/dev/null &&\n"
-                   "  echo \"slot $1 moved\"\n"
-                   "}\n");
-            for (size_t i = 0; i < nmoves; i++) {
-                const mpMove *mv = &moves[i];
-                memprofCliNode *f = shards[mv->from].primary, *t = shards[mv->to].primary;
-                printf("move_slot %d %s %d %s %s %d %s  # %lld keys, %lld bytes\n", mv->slot, f->ip, f->port, f->name,
-                       t->ip, t->port, t->name, mv->keys, mv->bytes);
-            }
-        }
-    }
-
-    for (int i = 0; i < nruns; i++) {
-        mpReportFree(&runs[i].report);
-        sdsfree(runs[i].error);
-        zfree(runs[i].label);
-    }
-    for (int i = 0; i < nshards; i++) {
-        sdsfree(shards[i].why);
-        zfree(shards[i].label);
-    }
-    mpReportFree(&merged);
-    zfree(runs);
-    zfree(shards);
-    zfree(owner);
-    zfree(slot_keys);
-    zfree(slot_bytes);
-    zfree(names);
+    for (int i = 0; i < c->nshards; i++)
+        if (c->shards[i].run >= 0) sb[nsb++] = c->shards[i].bytes;
+    c->skew = mpSkew(sb, nsb, &c->mean);
     zfree(sb);
+    if (c->covered == c->nshards && c->nshards > 1)
+        c->moves = mpPlan(c->nshards, c->owner, c->slot_keys, c->slot_bytes, &c->nmoves);
+    long long *after = zcalloc(sizeof(long long) * (c->nshards + 1));
+    for (int s = 0; s < MP_SLOTS; s++)
+        if (c->owner[s] >= 0) after[c->owner[s]] += c->slot_bytes[s];
+    for (size_t i = 0; i < c->nmoves; i++) {
+        after[c->moves[i].from] -= c->moves[i].bytes;
+        after[c->moves[i].to] += c->moves[i].bytes;
+    }
+    c->skew_after = mpSkew(after, c->nshards, NULL);
     zfree(after);
-    zfree(moves);
-    return covered == nshards && nshards > 0;
+}
+
+static void mpClusterPrintJson(mpCluster *c, int output) {
+    sds s = sdsnew("{");
+    s = mpJsonReport(s, &c->merged, memprofCli.count, c->names, output);
+    s = sdscat(s, ",\n \"nodes\": [");
+    for (int i = 0; i < c->nshards; i++) {
+        mpShard *sh = &c->shards[i];
+        mpRun *r = sh->run >= 0 ? &c->runs[sh->run] : NULL;
+        s = sdscat(s, i ? ",\n  {\"shard\": " : "\n  {\"shard\": ");
+        s = mpJsonStr(s, sh->label, strlen(sh->label), output);
+        s = sdscat(s, ", \"primary_id\": ");
+        s = mpJsonStr(s, sh->primary->name, strlen(sh->primary->name), output);
+        if (r) {
+            s = sdscat(s, ", \"node\": ");
+            s = mpJsonStr(s, r->label, strlen(r->label), output);
+            s = sdscatprintf(s, ", \"role\": \"%s\", \"status\": \"ok\", \"reused\": %s, \"time\": %lld, "
+                                "\"keys\": %lld, \"bytes\": %lld, \"used_memory\": %lld}",
+                             r->node->primary ? "replica" : "primary", r->reused ? "true" : "false", r->report.time,
+                             r->report.keys, r->report.bytes, r->report.used_memory);
+        } else {
+            s = sdscat(s, ", \"status\": \"err\", \"error\": ");
+            s = mpJsonStr(s, sh->why, sdslen(sh->why), output);
+            s = sdscat(s, "}");
+        }
+    }
+    s = sdscatprintf(s, "],\n \"covered_shards\": %d, \"shards\": %d, \"skew\": %.4f, \"mean_bytes\": %.0f, "
+                        "\"skew_after_moves\": %.4f,\n \"moves\": [",
+                     c->covered, c->nshards, c->skew, c->mean, c->skew_after);
+    for (size_t i = 0; i < c->nmoves; i++) {
+        const mpMove *mv = &c->moves[i];
+        s = sdscatprintf(s, "%s{\"slot\": %d, \"keys\": %lld, \"bytes\": %lld, \"from\": \"%s\", \"to\": \"%s\", "
+                            "\"from_id\": \"%s\", \"to_id\": \"%s\"}",
+                         i ? ",\n  " : "\n  ", mv->slot, mv->keys, mv->bytes, c->shards[mv->from].label,
+                         c->shards[mv->to].label, c->shards[mv->from].primary->name, c->shards[mv->to].primary->name);
+    }
+    s = sdscat(s, "]}\n");
+    fwrite(s, 1, sdslen(s), stdout);
+    sdsfree(s);
+}
+
+/* The text's head: one line per shard, covered or not. */
+static void mpClusterPrintShards(mpCluster *c) {
+    char h1[32], h2[32];
+    printf(">>> Memory profile of %d shard%s (%s): %d covered\n", c->nshards, c->nshards == 1 ? "" : "s",
+           memprofCli.from_replicas ? "one replica each" : "primaries", c->covered);
+    for (int i = 0; i < c->nshards; i++) {
+        mpShard *sh = &c->shards[i];
+        if (sh->run < 0) {
+            printf("  %s (%.8s): NOT COVERED: %s\n", sh->label, sh->primary->name, sh->why);
+            continue;
+        }
+        mpRun *r = &c->runs[sh->run];
+        printf("  %s (%.8s): %lld keys, %lld bytes (%s) of user data, used_memory %s; profiled on %s%s%s\n",
+               sh->label, sh->primary->name, r->report.keys, r->report.bytes, mpHuman(r->report.bytes, h1, 32),
+               mpHuman(r->report.used_memory, h2, 32), r->label, r->node->primary ? " (replica)" : "",
+               r->reused ? ", reused" : "");
+    }
+    if (c->covered < c->nshards)
+        printf("The figures below cover %d of %d shards: the shards marked NOT COVERED are missing.\n", c->covered,
+               c->nshards);
+}
+
+static void mpClusterPrintSlots(mpCluster *c) {
+    char h1[32];
+    const mpReport *m = &c->merged;
+    printf("\n-------- memory by slot -------\n\n");
+    printf("%zu slots hold keys", m->nslots);
+    if (m->nslots)
+        printf("; the largest:\n");
+    else
+        printf("\n");
+    for (size_t i = 0; i < m->nslots && (memprofCli.count == 0 || (long)i < memprofCli.count); i++)
+        printf("  slot %5lld: %lld keys, %lld bytes (%s)\n", m->slots[i].slot, m->slots[i].keys, m->slots[i].bytes,
+               mpHuman(m->slots[i].bytes, h1, 32));
+}
+
+/* The proposed moves as a shell script to review (nothing is moved). */
+static void mpClusterPrintScript(mpCluster *c) {
+    printf("\nTo apply them, review and run this in a POSIX shell (add -a/--user/--tls options to CLI\n"
+           "as needed; each slot: IMPORTING, MIGRATING, MIGRATE of each key, SETSLOT NODE; key names\n"
+           "holding a newline need another tool):\n\n");
+    printf("CLI=valkey-cli\n"
+           "move_slot() { # slot src_host src_port src_id dst_host dst_port dst_id\n"
+           "  $CLI -e -h \"$5\" -p \"$6\" CLUSTER SETSLOT \"$1\" IMPORTING \"$4\" >/dev/null &&\n"
+           "  $CLI -e -h \"$2\" -p \"$3\" CLUSTER SETSLOT \"$1\" MIGRATING \"$7\" >/dev/null &&\n"
+           "  while [ \"$($CLI -e -h \"$2\" -p \"$3\" CLUSTER COUNTKEYSINSLOT \"$1\")\" != 0 ]; do\n"
+           "    $CLI -e -h \"$2\" -p \"$3\" CLUSTER GETKEYSINSLOT \"$1\" 100 | while IFS= read -r key; do\n"
+           "      $CLI -e -h \"$2\" -p \"$3\" MIGRATE \"$5\" \"$6\" \"$key\" 0 60000 >/dev/null || exit 1\n"
+           "    done || return 1\n"
+           "  done &&\n"
+           "  $CLI -e -h \"$5\" -p \"$6\" CLUSTER SETSLOT \"$1\" NODE \"$7\" >/dev/null &&\n"
+           "  $CLI -e -h \"$2\" -p \"$3\" CLUSTER SETSLOT \"$1\" NODE \"$7\" >/dev/null &&\n"
+           "  echo \"slot $1 moved\"\n"
+           "}\n");
+    for (size_t i = 0; i < c->nmoves; i++) {
+        const mpMove *mv = &c->moves[i];
+        memprofCliNode *f = c->shards[mv->from].primary, *t = c->shards[mv->to].primary;
+        printf("move_slot %d %s %d %s %s %d %s  # %lld keys, %lld bytes\n", mv->slot, f->ip, f->port, f->name, t->ip,
+               t->port, t->name, mv->keys, mv->bytes);
+    }
+}
+
+static void mpClusterPrintBalance(mpCluster *c) {
+    char h1[32];
+    printf("\n-------- balance between primaries -------\n\n");
+    printf("Skew (max/mean of user data): %.3f, mean %.0f bytes", c->skew, c->mean);
+    if (c->covered < c->nshards) printf(" (over the %d covered shards only)", c->covered);
+    printf("\n");
+    if (c->covered < c->nshards) {
+        printf("No slot moves proposed: not every shard was profiled.\n");
+        return;
+    }
+    if (c->nmoves == 0) {
+        printf("No slot moves needed: every primary is within %.0f%% of the mean, or no move helps.\n",
+               MP_BALANCE_THRESHOLD * 100);
+        return;
+    }
+    long long moved = 0;
+    for (size_t i = 0; i < c->nmoves; i++) moved += c->moves[i].bytes;
+    printf("Proposed: %zu slot moves, %lld bytes, skew after them %.3f. Nothing was moved.\n", c->nmoves, moved,
+           c->skew_after);
+    for (int f = 0; f < c->nshards; f++) {
+        for (int t = 0; t < c->nshards; t++) {
+            int n = 0;
+            long long bytes = 0;
+            for (size_t i = 0; i < c->nmoves; i++)
+                if (c->moves[i].from == f && c->moves[i].to == t) n++, bytes += c->moves[i].bytes;
+            if (n)
+                printf("  %s -> %s: %d slots, %lld bytes (%s)\n", c->shards[f].label, c->shards[t].label, n, bytes,
+                       mpHuman(bytes, h1, 32));
+        }
+    }
+    mpClusterPrintScript(c);
+}
+
+static void mpClusterFree(mpCluster *c) {
+    for (int i = 0; i < c->nruns; i++) {
+        mpReportFree(&c->runs[i].report);
+        sdsfree(c->runs[i].error);
+        zfree(c->runs[i].label);
+    }
+    for (int i = 0; i < c->nshards; i++) {
+        sdsfree(c->shards[i].why);
+        zfree(c->shards[i].label);
+    }
+    mpReportFree(&c->merged);
+    zfree(c->runs);
+    zfree(c->shards);
+    zfree(c->owner);
+    zfree(c->slot_keys);
+    zfree(c->slot_bytes);
+    zfree(c->names);
+    zfree(c->moves);
+}
+
+/* valkey-cli --cluster memprofile: discover, run, merge, plan, print. */
+int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
+    mpCluster c = {0};
+    mpClusterDiscover(&c, nodes, count);
+    mpClusterRun(&c);
+    mpClusterMerge(&c);
+    mpClusterPlan(&c);
+    if (output != MEMPROF_CLI_TEXT) {
+        mpClusterPrintJson(&c, output);
+    } else {
+        mpClusterPrintShards(&c);
+        mpPrintReport(&c.merged, NULL, memprofCli.count, c.names);
+        mpClusterPrintSlots(&c);
+        mpClusterPrintBalance(&c);
+    }
+    int ok = c.covered == c.nshards && c.nshards > 0;
+    mpClusterFree(&c);
+    return ok;
 }
