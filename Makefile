@@ -9,7 +9,7 @@
 #   make pin-status      the pinned Debian revision against what Debian lists
 #   make pin-bump        move the pin to the newest usable Debian revision
 #   make bench           speed and exactness, side by side
-#   make patch-queue / make refresh-patches   work on patches/ (see README)
+#   make patch-queue / make refresh-patches   work on patches/ (see docs/building.md)
 
 include deps/pin.mk
 
@@ -74,7 +74,7 @@ $(BUILD)/.built: $(TREE)/.overlay FORCE
 	@touch $@
 FORCE:
 
-# The pin against Debian's index (see README, "Following Debian's revisions").
+# The pin against Debian's index (see docs/building.md, "Following Debian's revisions").
 pin-status: | $(BUILD)/.setup
 	@$(PIN_ENV) sh deps/pin.sh status $(BUILD)/pin
 pin-bump: | $(BUILD)/.setup

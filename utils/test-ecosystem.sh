@@ -9,7 +9,7 @@
 # (promtool check/test), the Grafana dashboard's queries, and the flame graph
 # (XML, one rectangle per prefix, widths, headless Chromium), and writes
 # memprof-flame.png and memprof-report.png to build/screenshots (to docs/,
-# the README's, with SCREENSHOTS=docs).
+# the documentation's, with SCREENSHOTS=docs).
 #
 #   utils/test-ecosystem.sh [BINDIR]       (default build/bin)
 set -eu
@@ -41,7 +41,7 @@ if [ -n "$missing" ]; then
     [ "$rc" -eq 0 ] || exit "$rc"
 fi
 
-# The screenshots go under build/ (the README's, in docs/, are refreshed
+# The screenshots go under build/ (the documentation's, in docs/, are refreshed
 # with SCREENSHOTS=docs).
 shots=${SCREENSHOTS:-build/screenshots}
 case "$shots" in /*) ;; *) shots="$proj/$shots" ;; esac
