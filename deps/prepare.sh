@@ -60,6 +60,12 @@ overlay() {
         done
     done
     mkdir -p "$tree"
+    # Upstream's release header counts `git diff` lines of ../src and
+    # ../deps; outside a repository git diffs the two folders with each
+    # other, a count that changes as object files appear, and every such
+    # change relinks everything. An empty repository of the tree's own makes
+    # that count 0, once and for all.
+    [ -e "$tree/.git" ] || git -C "$tree" init -q 2>/dev/null || true
     changed=0
     (cd "$stage" && find . -type f) > "$stage.list"
     while read -r f; do
