@@ -322,11 +322,13 @@ static sds memprofWaterfallAdvice(sds s, const memprofWaterfall *w) {
     double other = (double)w->other * 100 / w->rss;
     if (pages >= 10 && w->dirty + w->muzzy > 16 * 1024 * 1024) {
         s = sdscatprintf(s, " * The allocator holds %.1f%% of RSS in freed (dirty or muzzy) pages: MEMORY PURGE "
-                            "returns them now; the allocator's decay settings return them sooner.\n", pages);
+                            "returns them now; the allocator's decay settings return them sooner.\n",
+                         pages);
     }
     if (frag >= 10 && w->frag > 16 * 1024 * 1024) {
         s = sdscatprintf(s, " * Fragmentation inside the allocator's pages is %.1f%% of RSS: activedefrag yes "
-                            "moves values to pack them.\n", frag);
+                            "moves values to pack them.\n",
+                         frag);
     }
     if (other >= 5 && w->other > 16 * 1024 * 1024) {
         s = sdscatprintf(s, " * Allocations outside the profile are %.1f%% of RSS (Lua, functions, modules, "
@@ -429,36 +431,10 @@ static sds memprofGrowth(sds s, const char *since, const memprofSummary *new, co
     return s;
 }
 
-sds memprofDoctorReport(sds report) {
-    const memprofPublished *pub = memprofGetPublished();
-    report = sdscat(report, "\nMemory composition (memory profile):\n");
-    if (pub->status == MEMPROF_STATUS_NONE) {
-        return sdscat(report, " * No profile yet. Run BGSAVE STAT_MEMORY (or set rdb-save-stat-memory yes) to "
-                              "take one while saving, or MEMORY PROFILE START to take one without writing a file "
-                              "(memory-profile-interval takes them on a schedule): a forked child measures every "
-                              "key without slowing the server, and the result appears here, in INFO rdb_stats, "
-                              "in MEMORY PROFILE REPORT and in the log.\n");
-    }
-    if (pub->status == MEMPROF_STATUS_ERR) {
-        report = sdscat(report, " * The last profile failed or was stopped; ");
-        if (!pub->last) return sdscat(report, "there is no earlier profile. Run MEMORY PROFILE START again.\n");
-        report = sdscat(report, "the figures below are from the one before it.\n");
-    }
-    if (pub->in_progress) report = sdscat(report, " * A profiling child is running now.\n");
-
-    const memprofFigures *f = &pub->last->f;
-    unsigned long long keys, user;
+/* DOCTOR: user data by type, largest share first. */
+static sds memprofDoctorTypes(sds report, const memprofFigures *f, unsigned long long user) {
     memprofCount types[MPT_TYPES];
-    memprofTotals(f, &keys, &user);
     memprofTypeTotals(f, types);
-    long long age = (long long)(time(NULL) - pub->time);
-    report = sdscatprintf(report, " * Profile taken %lld seconds ago by %s (it took %lld ms): %llu keys, ", age,
-                          pub->source == MEMPROF_SOURCE_PROFILE ? "MEMORY PROFILE START" : "BGSAVE STAT_MEMORY",
-                          pub->duration_ms, keys);
-    report = memprofCatBytes(report, user);
-    report = sdscat(report, " of user data.\n");
-
-    /* Types by share of the user data, largest first. */
     int order[MPT_TYPES];
     for (int t = 0; t < MPT_TYPES; t++) order[t] = t;
     for (int i = 1; i < MPT_TYPES; i++) {
@@ -472,12 +448,21 @@ sds memprofDoctorReport(sds report) {
     for (int i = 0; i < MPT_TYPES; i++) {
         int t = order[i];
         if (!types[t].keys) continue;
-        report = sdscatprintf(report, " %s %.1f%% (%llu keys)", memprofTypeNames[t],
-                              memprofPct(types[t].bytes, user), types[t].keys);
+        report = sdscatprintf(report, " %s %.1f%% (%llu keys)", memprofTypeNames[t], memprofPct(types[t].bytes, user),
+                              types[t].keys);
     }
-    report = sdscat(report, "\n");
+    return sdscat(report, "\n");
+}
 
-    /* The breakdown's largest categories. */
+/* DOCTOR: the breakdown's three largest categories, and how much of
+ * used_memory beyond the startup memory the profile explains. Sets
+ * *explained and *net for the advice. */
+static sds memprofDoctorCategories(sds report,
+                                   const memprofPublished *pub,
+                                   unsigned long long user,
+                                   unsigned long long *explained,
+                                   size_t *net) {
+    const memprofFigures *f = &pub->last->f;
     struct {
         const char *name;
         unsigned long long bytes;
@@ -491,8 +476,8 @@ sds memprofDoctorReport(sds report) {
         {"replication backlog", f->sys_repl_backlog},
     };
     int ncat = sizeof(cat) / sizeof(cat[0]);
-    unsigned long long explained = f->kv_hash_meta;
-    for (int i = 0; i < ncat; i++) explained += cat[i].bytes;
+    *explained = f->kv_hash_meta;
+    for (int i = 0; i < ncat; i++) *explained += cat[i].bytes;
     report = sdscat(report, " * Largest categories:");
     for (int shown = 0; shown < 3; shown++) {
         int best = -1;
@@ -507,32 +492,40 @@ sds memprofDoctorReport(sds report) {
     report = sdscat(report, "\n");
 
     size_t startup = server.initial_memory_usage;
-    size_t net = pub->used_memory > startup ? pub->used_memory - startup : 0;
+    *net = pub->used_memory > startup ? pub->used_memory - startup : 0;
     report = sdscatprintf(report,
                           " * The profile explains %.1f%% of used_memory at the fork beyond the startup "
                           "memory (",
-                          memprofPct(explained, net));
-    report = memprofCatBytes(report, explained);
+                          memprofPct(*explained, *net));
+    report = memprofCatBytes(report, *explained);
     report = sdscat(report, " of ");
-    report = memprofCatBytes(report, net);
-    report = sdscat(report, ").\n");
+    report = memprofCatBytes(report, *net);
+    return sdscat(report, ").\n");
+}
 
-    memprofWaterfall w;
-    memprofGetWaterfall(pub, &w);
-    report = memprofWaterfallReport(report, pub, &w);
-
+/* DOCTOR: growth against the previous and the oldest profile kept. */
+static sds memprofDoctorGrowth(sds report) {
     size_t history = memprofHistoryLength();
-    if (history >= 2) {
-        report = sdscatprintf(report, "\nGrowth (%zu profiles kept, MEMORY PROFILE HISTORY lists them):\n", history);
-        report = memprofGrowth(report, "the previous profile", memprofHistoryGet(0), memprofHistoryGet(1));
-        if (history > 2) {
-            report = memprofGrowth(report, "the oldest profile kept", memprofHistoryGet(0),
-                                   memprofHistoryGet(history - 1));
-        }
+    if (history < 2) return report;
+    report = sdscatprintf(report, "\nGrowth (%zu profiles kept, MEMORY PROFILE HISTORY lists them):\n", history);
+    report = memprofGrowth(report, "the previous profile", memprofHistoryGet(0), memprofHistoryGet(1));
+    if (history > 2) {
+        report = memprofGrowth(report, "the oldest profile kept", memprofHistoryGet(0), memprofHistoryGet(history - 1));
     }
+    return report;
+}
 
+/* DOCTOR: every piece of advice, or a line saying there is none. */
+static sds memprofDoctorAdvice(sds report,
+                               const memprofPublished *pub,
+                               const memprofWaterfall *w,
+                               unsigned long long user,
+                               unsigned long long explained,
+                               size_t net,
+                               long long age) {
+    const memprofFigures *f = &pub->last->f;
     sds advice = memprofDeepAdvice(sdsempty(), pub->last, user);
-    advice = memprofWaterfallAdvice(advice, &w);
+    advice = memprofWaterfallAdvice(advice, w);
     advice = memprofEncodingAdvice(advice, f, user);
     advice = memprofOverheadAdvice(advice, f, user);
     if (net && memprofPct(explained, net) < 90) {
@@ -551,6 +544,45 @@ sds memprofDoctorReport(sds report) {
         report = sdscat(report, " * Nothing in the composition calls for attention.\n");
     }
     sdsfree(advice);
+    return report;
+}
+
+/* MEMORY DOCTOR's part: the state, the composition, the waterfall, the
+ * growth and the advice. Names no key and no prefix. */
+sds memprofDoctorReport(sds report) {
+    const memprofPublished *pub = memprofGetPublished();
+    report = sdscat(report, "\nMemory composition (memory profile):\n");
+    if (pub->status == MEMPROF_STATUS_NONE) {
+        return sdscat(report, " * No profile yet. Run BGSAVE STAT_MEMORY (or set rdb-save-stat-memory yes) to "
+                              "take one while saving, or MEMORY PROFILE START to take one without writing a file "
+                              "(memory-profile-interval takes them on a schedule): a forked child measures every "
+                              "key without slowing the server, and the result appears here, in INFO rdb_stats, "
+                              "in MEMORY PROFILE REPORT and in the log.\n");
+    }
+    if (pub->status == MEMPROF_STATUS_ERR) {
+        report = sdscat(report, " * The last profile failed or was stopped; ");
+        if (!pub->last) return sdscat(report, "there is no earlier profile. Run MEMORY PROFILE START again.\n");
+        report = sdscat(report, "the figures below are from the one before it.\n");
+    }
+    if (pub->in_progress) report = sdscat(report, " * A profiling child is running now.\n");
+
+    unsigned long long keys, user, explained;
+    size_t net;
+    memprofTotals(&pub->last->f, &keys, &user);
+    long long age = (long long)(time(NULL) - pub->time);
+    report = sdscatprintf(report, " * Profile taken %lld seconds ago by %s (it took %lld ms): %llu keys, ", age,
+                          pub->source == MEMPROF_SOURCE_PROFILE ? "MEMORY PROFILE START" : "BGSAVE STAT_MEMORY",
+                          pub->duration_ms, keys);
+    report = memprofCatBytes(report, user);
+    report = sdscat(report, " of user data.\n");
+    report = memprofDoctorTypes(report, &pub->last->f, user);
+    report = memprofDoctorCategories(report, pub, user, &explained, &net);
+
+    memprofWaterfall w;
+    memprofGetWaterfall(pub, &w);
+    report = memprofWaterfallReport(report, pub, &w);
+    report = memprofDoctorGrowth(report);
+    report = memprofDoctorAdvice(report, pub, &w, user, explained, net, age);
     return sdscat(report, " * MEMORY PROFILE REPORT lists this profile's largest keys and prefixes, its TTL horizon, "
                           "dbs and size histograms.\n");
 }
