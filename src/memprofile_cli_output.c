@@ -212,10 +212,9 @@ const mpTopKey *mpBiggestOfType(const mpReport *r, const mpReport *extra, const 
     return NULL;
 }
 
-/* extra, when given, holds the largest key of types missing from r's top
- * keys (cut by --memprofile-count). */
-void mpPrintReport(const mpReport *r, const mpReport *extra, long count, char **node_names) {
-    char h1[32], h2[32], tb[32];
+/* The summary, and the biggest key of each type as --bigkeys prints it. */
+static void mpPrintSummary(const mpReport *r, const mpReport *extra, char **node_names) {
+    char h1[32], h2[32];
     printf("\n-------- summary -------\n\n");
     printf("Profiled %lld keys in the keyspace, holding %lld bytes (%s) of user data\n", r->keys, r->bytes,
            mpHuman(r->bytes, h1, sizeof(h1)));
@@ -238,7 +237,9 @@ void mpPrintReport(const mpReport *r, const mpReport *extra, long count, char **
         printf("%lld %s with %lld bytes (%05.2f%% of keys, %05.2f%% of bytes, avg size %.2f)\n", c->keys, mpPlural(c->name),
                c->bytes, mpPct(c->keys, r->keys), mpPct(c->bytes, r->bytes), (double)c->bytes / (double)c->keys);
     }
+}
 
+static void mpPrintEncodings(const mpReport *r) {
     printf("\n-------- by encoding -------\n\n");
     mpCount *enc = zmalloc(sizeof(mpCount) * (r->encodings.n + 1));
     if (r->encodings.n) memcpy(enc, r->encodings.v, sizeof(mpCount) * r->encodings.n);
@@ -249,7 +250,10 @@ void mpPrintReport(const mpReport *r, const mpReport *extra, long count, char **
                mpPct(enc[i].bytes, r->bytes));
     }
     zfree(enc);
+}
 
+static void mpPrintTopKeys(const mpReport *r, long count, char **node_names) {
+    char h1[32], tb[32];
     printf("\n-------- biggest keys -------\n\n");
     for (size_t i = 0; i < r->ntopkeys && (count == 0 || (long)i < count); i++) {
         const mpTopKey *k = &r->topkeys[i];
@@ -262,7 +266,10 @@ void mpPrintReport(const mpReport *r, const mpReport *extra, long count, char **
         printf("\n");
     }
     if (!r->ntopkeys) printf("(none)\n");
+}
 
+static void mpPrintPrefixes(const mpReport *r, long count) {
+    char h1[32];
     printf("\n-------- biggest prefixes -------\n");
     long in_depth = 0;
     for (size_t i = 0; i < r->nprefixes; i++) {
@@ -280,26 +287,24 @@ void mpPrintReport(const mpReport *r, const mpReport *extra, long count, char **
         printf("\n");
     }
     if (!r->nprefixes) printf("\n(none: memory-profile-prefix-depth is 0 or no keys)\n");
+}
 
+static void mpPrintTtl(const mpReport *r) {
+    static const struct {
+        const char *name, *label;
+    } labels[] = {{"none", "no TTL"}, {"expired", "expired, not reclaimed"}, {"1h", "within 1 hour"}, {"1d", "1 hour to 1 day"}, {"7d", "1 to 7 days"}, {"later", "after 7 days"}};
     printf("\n-------- TTL horizon -------\n\n");
     for (size_t i = 0; i < r->ttl.n; i++) {
         const mpCount *c = &r->ttl.v[i];
         const char *label = c->name;
-        if (!strcmp(label, "none"))
-            label = "no TTL";
-        else if (!strcmp(label, "expired"))
-            label = "expired, not reclaimed";
-        else if (!strcmp(label, "1h"))
-            label = "within 1 hour";
-        else if (!strcmp(label, "1d"))
-            label = "1 hour to 1 day";
-        else if (!strcmp(label, "7d"))
-            label = "1 to 7 days";
-        else if (!strcmp(label, "later"))
-            label = "after 7 days";
+        for (size_t j = 0; j < sizeof(labels) / sizeof(labels[0]); j++)
+            if (!strcmp(label, labels[j].name)) label = labels[j].label;
         printf("%-24s %10lld keys %14lld bytes %6.2f%%\n", label, c->keys, c->bytes, mpPct(c->bytes, r->bytes));
     }
+}
 
+static void mpPrintCategories(const mpReport *r) {
+    char h1[32];
     printf("\n-------- largest memory categories -------\n\n");
     mpCount *cat = zmalloc(sizeof(mpCount) * (r->breakdown.n + 1));
     size_t ncat = 0;
@@ -321,4 +326,16 @@ void mpPrintReport(const mpReport *r, const mpReport *extra, long count, char **
         printf("\n");
     }
     zfree(cat);
+}
+
+/* The report as text, in the --bigkeys layout. extra, when given, holds the
+ * largest key of types missing from r's top keys (cut by
+ * --memprofile-count). */
+void mpPrintReport(const mpReport *r, const mpReport *extra, long count, char **node_names) {
+    mpPrintSummary(r, extra, node_names);
+    mpPrintEncodings(r);
+    mpPrintTopKeys(r, count, node_names);
+    mpPrintPrefixes(r, count);
+    mpPrintTtl(r);
+    mpPrintCategories(r);
 }
