@@ -69,7 +69,9 @@ static size_t memprofHeaderBytes(robj *o) {
 
 /* The table struct (with its metadata), the bucket tables and the chained
  * buckets. Bucket tables are power-of-two multiples of the bucket size, which
- * are allocator size classes, so the count times the size is exact. */
+ * are allocator size classes, so the count times the size is exact. Not
+ * upstream's hashtableMemUsage(): it counts the struct by its request
+ * (sizeof + metadata), while the allocator hands out the size class above. */
 static size_t memprofHashtableBytes(hashtable *ht) {
     size_t buckets = hashtableBuckets(ht) + hashtableChainedBuckets(ht, 0) + hashtableChainedBuckets(ht, 1);
     return zmalloc_size(ht) + buckets * HASHTABLE_BUCKET_SIZE;
