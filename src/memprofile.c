@@ -78,6 +78,10 @@ const memprofPublished *memprofGetPublished(void) {
     return &mp.pub;
 }
 
+const char *memprofSourceName(const memprofPublished *pub) {
+    return pub->last ? memprofSourceNames[pub->source] : "none";
+}
+
 /* ------------------------------------------------------------------------
  * History: summaries of the last published profiles, newest first.
  * --------------------------------------------------------------------- */

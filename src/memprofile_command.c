@@ -11,8 +11,8 @@
  * REPORT replies with the last published profile. Under RESP3 it is a map;
  * under RESP2 addReplyMapLen() makes every map a flat array of alternating
  * names and values, nested the same way. Before the first profile the
- * reply has the same shape with status 'none', zero figures and empty
- * lists. Key names and prefixes are sent as binary-safe bulk strings. */
+ * reply has the same shape with status and source 'none', zero figures and
+ * empty lists. Key names and prefixes are sent as binary-safe bulk strings. */
 
 #include "memprofile_internal.h"
 
@@ -253,7 +253,7 @@ static void memprofReportCommand(client *c) {
     addReplyBulkCString(c, "status");
     addReplyBulkCString(c, memprofStatusNames[pub->status]);
     addReplyBulkCString(c, "source");
-    addReplyBulkCString(c, memprofSourceNames[pub->source]);
+    addReplyBulkCString(c, memprofSourceName(pub));
     memprofReplyField(c, "time", p ? (long long)pub->time : 0);
     memprofReplyField(c, "duration_ms", p ? pub->duration_ms : 0);
     memprofReplyField(c, "used_memory", p ? (long long)pub->used_memory : 0);
@@ -343,6 +343,6 @@ void memprofProfileCommand(client *c) {
     } else if (!strcasecmp(verb, "start") || !strcasecmp(verb, "cancel")) {
         addReplyErrorObject(c, shared.syntaxerr);
     } else {
-        addReplyErrorFormat(c, "unknown subcommand '%.128s'. Try MEMORY HELP.", verb);
+        addReplySubcommandSyntaxError(c);
     }
 }

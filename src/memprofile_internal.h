@@ -172,6 +172,9 @@ typedef struct memprofPublished {
     memprofMemoryView mem;      /* The process at the fork. */
 } memprofPublished;
 const memprofPublished *memprofGetPublished(void);
+/* What took the published profile, "none" before the first one: INFO
+ * rdb_stats and MEMORY PROFILE REPORT say the same. */
+const char *memprofSourceName(const memprofPublished *pub);
 /* MEMORY PROFILE START: fork a profile-only child. C_ERR with *err set (an
  * sds the caller frees) when it could not start. */
 int memprofStartProfile(sds *err);
