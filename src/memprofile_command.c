@@ -320,6 +320,23 @@ static void memprofHistoryCommand(client *c) {
     for (size_t i = 0; i < n; i++) memprofReplySummary(c, memprofHistoryGet(i));
 }
 
+/* MEMORY PROFILE START. As bgsaveCommand() does, inside MULTI/EXEC it
+ * schedules the profile instead of forking in the middle of the transaction
+ * (scripts cannot call it: the subcommand is NOSCRIPT, as BGSAVE is). */
+static void memprofStartCommand(client *c) {
+    if (server.in_exec && server.child_type != CHILD_TYPE_MEMPROF) {
+        memprofScheduleProfile();
+        addReplyStatus(c, "Memory profiling scheduled");
+        return;
+    }
+    sds err = NULL;
+    if (memprofStartProfile(&err) == C_OK) {
+        addReplyStatus(c, "Memory profiling started");
+    } else {
+        addReplyErrorSds(c, err);
+    }
+}
+
 void memprofProfileCommand(client *c) {
     const char *verb = c->argv[2]->ptr;
     if (!strcasecmp(verb, "report")) {
@@ -327,16 +344,13 @@ void memprofProfileCommand(client *c) {
     } else if (!strcasecmp(verb, "history")) {
         memprofHistoryCommand(c);
     } else if (!strcasecmp(verb, "start") && c->argc == 3) {
-        sds err = NULL;
-        if (memprofStartProfile(&err) == C_OK) {
-            addReplyStatus(c, "Memory profiling started");
-        } else {
-            addReplyErrorSds(c, err);
-        }
+        memprofStartCommand(c);
     } else if (!strcasecmp(verb, "cancel") && c->argc == 3) {
         if (server.child_type == CHILD_TYPE_MEMPROF) {
             memprofKillChild("MEMORY PROFILE CANCEL");
             addReplyStatus(c, "Memory profiling cancelled");
+        } else if (memprofUnscheduleProfile()) {
+            addReplyStatus(c, "Scheduled memory profiling cancelled");
         } else {
             addReplyError(c, "No memory profile is in progress");
         }
