@@ -330,9 +330,11 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         shards[i].run = nruns++;
     }
 
-    /* Start every profile, then wait for all with one progress bar. */
+    /* Start every profile, then wait for all with one progress bar. Ctrl-C
+     * from the first START on cancels those started. */
     long long start = mpMstime();
-    for (int i = 0; i < nruns; i++) {
+    mpCatchSigint(1);
+    for (int i = 0; i < nruns && !mpInterrupted; i++) {
         mpRun *r = &runs[i];
         r->state = MP_RUN_RUNNING;
         if (!r->node->context) {
@@ -347,7 +349,6 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         else if (r->reused || !r->st.in_progress)
             r->state = MP_RUN_DONE;
     }
-    mpCatchSigint(1);
     for (;;) {
         long long done = 0, total = 0;
         int running = 0;
