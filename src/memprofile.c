@@ -64,6 +64,7 @@ static struct {
     memprofProfile *last; /* What pub.last points to. */
     /* The profile being taken. */
     int scheduled; /* The pending scheduled BGSAVE asked for a profile. */
+    int profile_scheduled;   /* MEMORY PROFILE START inside MULTI/EXEC waits for serverCron. */
     int fork_source;         /* MEMPROF_SOURCE_* of the profile being taken. */
     time_t last_attempt;     /* Last profile-only child started, for the interval. */
     time_t fork_time;
@@ -76,6 +77,10 @@ static struct {
 
 const memprofPublished *memprofGetPublished(void) {
     return &mp.pub;
+}
+
+const char *memprofSourceName(const memprofPublished *pub) {
+    return pub->last ? memprofSourceNames[pub->source] : "none";
 }
 
 /* ------------------------------------------------------------------------
@@ -206,6 +211,8 @@ static void memprofForkStarted(int source) {
     mp.announced = 0;
     mp.pub.in_progress = 1;
     mp.fork_source = source;
+    /* A scheduled START is answered by any profile-only child. */
+    if (source == MEMPROF_SOURCE_PROFILE) mp.profile_scheduled = 0;
     mp.fork_time = time(NULL);
     mp.fork_mstime = mstime();
     mp.fork_used_memory = zmalloc_used_memory();
@@ -258,6 +265,18 @@ int memprofStartProfile(sds *err) {
     return C_OK;
 }
 
+void memprofScheduleProfile(void) {
+    mp.profile_scheduled = 1;
+    serverLog(LL_NOTICE, "Memory profiling scheduled to run after transaction execution");
+}
+
+int memprofUnscheduleProfile(void) {
+    if (!mp.profile_scheduled) return 0;
+    mp.profile_scheduled = 0;
+    serverLog(LL_NOTICE, "Scheduled memory profiling cancelled due to user request");
+    return 1;
+}
+
 void memprofKillChild(const char *why) {
     if (server.child_type != CHILD_TYPE_MEMPROF) return;
     int statloc;
@@ -301,6 +320,15 @@ void memprofCron(void) {
     const char *why = memprofPersistenceWaits();
     if (why) {
         memprofKillChild(why);
+        return;
+    }
+    if (mp.profile_scheduled && !hasActiveChildProcess()) {
+        sds err = NULL;
+        mp.profile_scheduled = 0;
+        if (memprofStartProfile(&err) != C_OK) {
+            serverLog(LL_WARNING, "Scheduled memory profile not started: %s", err);
+            sdsfree(err);
+        }
         return;
     }
     /* memory-profile-interval: since the last published profile (of any

@@ -98,13 +98,15 @@ const char *memprofCliUsage(void) {
  * Small helpers: time, sizes, INFO fields, reply fields, sorting
  * --------------------------------------------------------------------- */
 
+/* valkey-cli.c's mstime() is static to it. */
 long long mpMstime(void) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* 1234567 -> "1.18M"; exact figures are printed next to it. */
+/* 1234567 -> "1.18M"; exact figures are printed next to it. Not
+ * valkey-cli.c's bytesToHuman(): it writes nothing from 1 TiB up. */
 const char *mpHuman(long long n, char *buf, size_t len) {
     const char *units = "BKMGTP";
     double d = (double)n;
@@ -124,7 +126,8 @@ double mpPct(long long part, long long whole) {
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-/* The value of 'name' in an INFO reply, or NULL; copied into buf. */
+/* The value of 'name' in an INFO reply, or NULL; copied into buf. Not
+ * valkey-cli.c's getInfoField(): static, and it matches 'name' anywhere. */
 static const char *mpInfoField(const char *info, const char *name, char *buf, size_t len) {
     size_t nlen = strlen(name);
     const char *p = info;
@@ -444,6 +447,7 @@ int mpStart(redisContext *c, mpNodeState *st, int *reused, int *started, sds *er
         return 1;
     }
     if (st->in_progress) return 1; /* One is running already: wait for it. */
+    if (mpInterrupted) return 1;   /* Ctrl-C before START: nothing to cancel. */
     const char *cmd = memprofCli.save ? "BGSAVE STAT_MEMORY" : "MEMORY PROFILE START";
     redisReply *r = mpCommand(c, err, cmd);
     if (!r) {
@@ -456,8 +460,13 @@ int mpStart(redisContext *c, mpNodeState *st, int *reused, int *started, sds *er
     return 1;
 }
 
-/* Ctrl-C while profiles run: the profile-only children we started are
- * cancelled (a BGSAVE STAT_MEMORY is left to finish its save). */
+/* Ctrl-C while profiles start or run: the profile-only children we started
+ * are cancelled (a BGSAVE STAT_MEMORY is left to finish its save). The
+ * handler is installed before START is sent, and only sets a flag: sending
+ * CANCEL from it could cut into the command in flight, so the CANCEL goes
+ * out at the next safe point, at the latest as soon as START has answered
+ * (hiredis resumes a read or write the signal interrupted). A second Ctrl-C
+ * ends valkey-cli at once (SA_RESETHAND), should the server not answer. */
 volatile sig_atomic_t mpInterrupted = 0;
 
 static void mpOnSigint(int sig) {
@@ -470,6 +479,7 @@ void mpCatchSigint(int on) {
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = on ? mpOnSigint : SIG_DFL;
+    sa.sa_flags = on ? SA_RESETHAND : 0;
     sigaction(SIGINT, &sa, NULL);
 }
 
@@ -553,12 +563,18 @@ int memprofCliRun(redisContext *c, const char *addr, int output) {
     sds err = NULL;
     int reused, started;
     long long start = mpMstime();
-    if (!mpStart(c, &st, &reused, &started, &err)) {
+    mpCatchSigint(1);
+    int ok = mpStart(c, &st, &reused, &started, &err);
+    if (mpInterrupted) {
+        sdsfree(err);
+        if (started) mpCancel(c, NULL);
+        return 130;
+    }
+    if (!ok) {
         mpFail(NULL, err);
         return 1;
     }
     long long total = st.total_keys;
-    mpCatchSigint(1);
     while (!reused && st.in_progress) {
         mpProgress(st.progress_keys, total, start, memprofCli.save ? "BGSAVE STAT_MEMORY" : "profiling");
         usleep(MP_POLL_US);

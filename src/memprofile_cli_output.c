@@ -45,7 +45,8 @@ static size_t mpUtf8Len(const unsigned char *p, size_t len) {
  * are escaped. With --json, valid UTF-8 passes through and any other byte
  * is written as \u00XX; with --quoted-json every byte from 0x80 up is
  * written as \u00XX, so the output is ASCII and decoding each code point as
- * one byte (Latin-1) gives back the exact name. */
+ * one byte (Latin-1) gives back the exact name. (cli_common.c's
+ * escapeJsonString() passes every byte from 0x80 up through, valid or not.) */
 sds mpJsonStr(sds s, const char *str, size_t len, int output) {
     const unsigned char *p = (const unsigned char *)str;
     s = sdscatlen(s, "\"", 1);

@@ -11,8 +11,8 @@
  * REPORT replies with the last published profile. Under RESP3 it is a map;
  * under RESP2 addReplyMapLen() makes every map a flat array of alternating
  * names and values, nested the same way. Before the first profile the
- * reply has the same shape with status 'none', zero figures and empty
- * lists. Key names and prefixes are sent as binary-safe bulk strings. */
+ * reply has the same shape with status and source 'none', zero figures and
+ * empty lists. Key names and prefixes are sent as binary-safe bulk strings. */
 
 #include "memprofile_internal.h"
 
@@ -253,7 +253,7 @@ static void memprofReportCommand(client *c) {
     addReplyBulkCString(c, "status");
     addReplyBulkCString(c, memprofStatusNames[pub->status]);
     addReplyBulkCString(c, "source");
-    addReplyBulkCString(c, memprofSourceNames[pub->source]);
+    addReplyBulkCString(c, memprofSourceName(pub));
     memprofReplyField(c, "time", p ? (long long)pub->time : 0);
     memprofReplyField(c, "duration_ms", p ? pub->duration_ms : 0);
     memprofReplyField(c, "used_memory", p ? (long long)pub->used_memory : 0);
@@ -320,6 +320,23 @@ static void memprofHistoryCommand(client *c) {
     for (size_t i = 0; i < n; i++) memprofReplySummary(c, memprofHistoryGet(i));
 }
 
+/* MEMORY PROFILE START. As bgsaveCommand() does, inside MULTI/EXEC it
+ * schedules the profile instead of forking in the middle of the transaction
+ * (scripts cannot call it: the subcommand is NOSCRIPT, as BGSAVE is). */
+static void memprofStartCommand(client *c) {
+    if (server.in_exec && server.child_type != CHILD_TYPE_MEMPROF) {
+        memprofScheduleProfile();
+        addReplyStatus(c, "Memory profiling scheduled");
+        return;
+    }
+    sds err = NULL;
+    if (memprofStartProfile(&err) == C_OK) {
+        addReplyStatus(c, "Memory profiling started");
+    } else {
+        addReplyErrorSds(c, err);
+    }
+}
+
 void memprofProfileCommand(client *c) {
     const char *verb = c->argv[2]->ptr;
     if (!strcasecmp(verb, "report")) {
@@ -327,22 +344,19 @@ void memprofProfileCommand(client *c) {
     } else if (!strcasecmp(verb, "history")) {
         memprofHistoryCommand(c);
     } else if (!strcasecmp(verb, "start") && c->argc == 3) {
-        sds err = NULL;
-        if (memprofStartProfile(&err) == C_OK) {
-            addReplyStatus(c, "Memory profiling started");
-        } else {
-            addReplyErrorSds(c, err);
-        }
+        memprofStartCommand(c);
     } else if (!strcasecmp(verb, "cancel") && c->argc == 3) {
         if (server.child_type == CHILD_TYPE_MEMPROF) {
             memprofKillChild("MEMORY PROFILE CANCEL");
             addReplyStatus(c, "Memory profiling cancelled");
+        } else if (memprofUnscheduleProfile()) {
+            addReplyStatus(c, "Scheduled memory profiling cancelled");
         } else {
             addReplyError(c, "No memory profile is in progress");
         }
     } else if (!strcasecmp(verb, "start") || !strcasecmp(verb, "cancel")) {
         addReplyErrorObject(c, shared.syntaxerr);
     } else {
-        addReplyErrorFormat(c, "unknown subcommand '%.128s'. Try MEMORY HELP.", verb);
+        addReplySubcommandSyntaxError(c);
     }
 }

@@ -172,9 +172,17 @@ typedef struct memprofPublished {
     memprofMemoryView mem;      /* The process at the fork. */
 } memprofPublished;
 const memprofPublished *memprofGetPublished(void);
+/* What took the published profile, "none" before the first one: INFO
+ * rdb_stats and MEMORY PROFILE REPORT say the same. */
+const char *memprofSourceName(const memprofPublished *pub);
 /* MEMORY PROFILE START: fork a profile-only child. C_ERR with *err set (an
  * sds the caller frees) when it could not start. */
 int memprofStartProfile(sds *err);
+/* MEMORY PROFILE START inside MULTI/EXEC: as BGSAVE there, it does not fork
+ * in the middle of the transaction; memprofCron() starts the profile once
+ * no child runs. MEMORY PROFILE CANCEL unschedules it (1 if it was). */
+void memprofScheduleProfile(void);
+int memprofUnscheduleProfile(void);
 
 /* What the history keeps of a published profile: enough to tell what grew. */
 #define MEMPROF_HISTORY_PREFIXES 20

@@ -98,7 +98,7 @@ sds memprofInfoString(sds info) {
                         "rdb_stats_used_memory:%zu\r\n"
                         "rdb_stats_keys:%llu\r\n"
                         "rdb_stats_bytes:%llu\r\n",
-                        memprofStatusNames[pub->status], pub->last ? memprofSourceNames[pub->source] : "none",
+                        memprofStatusNames[pub->status], memprofSourceName(pub),
                         pub->in_progress, pub->in_progress ? server.stat_current_save_keys_processed : 0,
                         (long long)pub->time, pub->duration_ms, pub->used_memory, keys, bytes);
     for (int t = 0; t < MPT_TYPES; t++) {

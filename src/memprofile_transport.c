@@ -23,9 +23,10 @@
  *            fixed-size records, each name followed by its bytes
  *
  * The parent trusts nothing in it: every length and count is bounded by the
- * region and the limits of the configs, every index (db, slot, encoding,
- * depth) is range-checked, and the totals must agree with each other. A
- * report that fails any check is not published. */
+ * region and the limits of the configs at the fork (those the region was
+ * sized for), before anything is allocated for it; every index (db, slot,
+ * encoding, depth) is range-checked, and the totals must agree with each
+ * other. A report that fails any check is not published. */
 
 #include "memprofile_internal.h"
 #include "cluster.h"
@@ -64,19 +65,37 @@ typedef struct prefixRecord {
     uint64_t keys, bytes, error_bytes;
 } __attribute__((packed)) prefixRecord;
 
+/* The lengths of the lists a report may hold: the configs in force when
+ * the region was mapped, just before the fork, which the child runs with. */
+typedef struct reportLimits {
+    size_t dbs;
+    size_t topkeys; /* Per type. */
+    size_t depth;
+    size_t prefixes; /* Per depth. */
+    size_t slots;
+} reportLimits;
+
 static struct {
     char *base;
     size_t size;
+    reportLimits limits; /* What the region was sized for. */
 } region;
 
-/* The largest report the current configs allow. */
-static size_t memprofReportBound(void) {
+static void memprofCurrentLimits(reportLimits *l) {
+    l->dbs = server.dbnum;
+    l->topkeys = server.memory_profile_top_keys;
+    l->depth = server.memory_profile_prefix_depth;
+    l->prefixes = server.memory_profile_prefix_capacity;
+    l->slots = server.cluster_enabled ? CLUSTER_SLOTS : 0;
+}
+
+/* The largest report these limits allow. */
+static size_t memprofReportBound(const reportLimits *l) {
     size_t bound = sizeof(reportHeader) + sizeof(memprofFigures);
-    bound += (size_t)server.dbnum * sizeof(indexedRecord);
-    bound += (size_t)MPT_TYPES * server.memory_profile_top_keys * (sizeof(topKeyRecord) + MEMPROF_KEY_NAME_MAX);
-    bound += (size_t)server.memory_profile_prefix_depth * server.memory_profile_prefix_capacity *
-             (sizeof(prefixRecord) + MEMPROF_PREFIX_MAX);
-    bound += (size_t)CLUSTER_SLOTS * sizeof(indexedRecord);
+    bound += l->dbs * sizeof(indexedRecord);
+    bound += MPT_TYPES * l->topkeys * (sizeof(topKeyRecord) + MEMPROF_KEY_NAME_MAX);
+    bound += l->depth * l->prefixes * (sizeof(prefixRecord) + MEMPROF_PREFIX_MAX);
+    bound += l->slots * sizeof(indexedRecord);
     return bound;
 }
 
@@ -88,7 +107,9 @@ void memprofTransportRelease(void) {
 
 int memprofTransportPrepare(void) {
     memprofTransportRelease();
-    size_t size = memprofReportBound();
+    reportLimits limits;
+    memprofCurrentLimits(&limits);
+    size_t size = memprofReportBound(&limits);
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         serverLog(LL_WARNING, "Memory profile: cannot map %zu bytes for the report: %s", size, strerror(errno));
@@ -96,6 +117,7 @@ int memprofTransportPrepare(void) {
     }
     region.base = p;
     region.size = size;
+    region.limits = limits;
     return C_OK;
 }
 
@@ -238,6 +260,7 @@ size_t memprofTransportDamage(size_t len, int fault) {
         h->ntopkeys = 1;
         break;
     case 7: ((memprofFigures *)body)->ttl[MEMPROF_TTL_NONE].keys += 1; break; /* Totals disagree. */
+    case 8: h->nprefixes = MEMPROF_PREFIX_DEPTH_MAX * MEMPROF_PREFIX_CAPACITY_MAX; return len; /* Past the configs. */
     default: return len;
     }
     /* Damage inside the body comes with a valid checksum: only the checks
@@ -335,15 +358,24 @@ memprofProfile *memprofTransportRead(size_t len, const char **why) {
         *why = "its checksum does not match";
         return NULL;
     }
-    if (h.ndbs > (uint32_t)server.dbnum || h.nslots > CLUSTER_SLOTS ||
-        h.ntopkeys > (uint64_t)MPT_TYPES * MEMPROF_TOP_KEYS_MAX ||
-        h.nprefixes > (uint64_t)MEMPROF_PREFIX_DEPTH_MAX * MEMPROF_PREFIX_CAPACITY_MAX) {
-        *why = "a list is longer than any config allows";
+    /* Nothing is allocated before the counts are bounded by the limits the
+     * region was sized for, and by the records the body can hold. */
+    const reportLimits *l = &region.limits;
+    if (h.ndbs > l->dbs || h.ntopkeys > MPT_TYPES * l->topkeys || h.nprefixes > l->depth * l->prefixes ||
+        h.nslots > l->slots) {
+        *why = "a list is longer than the configs at the fork allow";
+        return NULL;
+    }
+    uint64_t need = sizeof(memprofFigures) + ((uint64_t)h.ndbs + h.nslots) * sizeof(indexedRecord) +
+                    (uint64_t)h.ntopkeys * sizeof(topKeyRecord) + (uint64_t)h.nprefixes * sizeof(prefixRecord);
+    if (need > h.body_len) {
+        *why = "its lists do not fit in its length";
         return NULL;
     }
 
     reader r = {body, body + h.body_len};
     memprofProfile *p = zcalloc(sizeof(*p));
+    size_t per_type[MPT_TYPES] = {0}, per_depth[MEMPROF_PREFIX_DEPTH_MAX] = {0};
     if (!get(&r, &p->f, sizeof(p->f))) goto bad;
     p->ndbs = h.ndbs;
     if (!readIndexed(&r, p->ndbs, server.dbnum, &p->dbs)) goto bad;
@@ -353,7 +385,8 @@ memprofProfile *memprofTransportRead(size_t len, const char **why) {
         topKeyRecord rec;
         if (!get(&r, &rec, sizeof(rec))) goto bad;
         if (rec.name_len > MEMPROF_KEY_NAME_MAX || rec.name_len > rec.full_len ||
-            rec.db >= (uint32_t)server.dbnum || rec.encoding >= MPE_COUNT || (size_t)(r.end - r.p) < rec.name_len)
+            rec.db >= (uint32_t)server.dbnum || rec.encoding >= MPE_COUNT || (size_t)(r.end - r.p) < rec.name_len ||
+            ++per_type[memprofEncodings[rec.encoding].type] > l->topkeys)
             goto bad;
         memprofTopKey *k = &p->topkeys[p->ntopkeys++];
         k->name = sdsnewlen(r.p, rec.name_len);
@@ -370,8 +403,8 @@ memprofProfile *memprofTransportRead(size_t len, const char **why) {
     for (uint32_t i = 0; i < h.nprefixes; i++) {
         prefixRecord rec;
         if (!get(&r, &rec, sizeof(rec))) goto bad;
-        if (rec.len > MEMPROF_PREFIX_MAX || rec.depth < 1 || rec.depth > MEMPROF_PREFIX_DEPTH_MAX ||
-            rec.error_bytes > rec.bytes || (size_t)(r.end - r.p) < rec.len)
+        if (rec.len > MEMPROF_PREFIX_MAX || rec.depth < 1 || rec.depth > l->depth || rec.error_bytes > rec.bytes ||
+            (size_t)(r.end - r.p) < rec.len || ++per_depth[rec.depth - 1] > l->prefixes)
             goto bad;
         memprofPrefix *x = &p->prefixes[p->nprefixes++];
         x->prefix = sdsnewlen(r.p, rec.len);

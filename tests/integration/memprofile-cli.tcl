@@ -244,6 +244,85 @@ start_server {overrides {save {} latency-tracking no}} {
         assert_equal err [mp_info rdb_stats_status]
     }
 
+    test {valkey-cli --memprofile: Ctrl-C while START is in flight cancels the profile once START answers} {
+        # A proxy between valkey-cli and the server holds the command that
+        # carries START until told to go on, so that the signal reaches
+        # valkey-cli after it sent START and before the reply.
+        set script [tmpfile hold-proxy.tcl]
+        set pport [find_available_port [expr {$port + 200}] 100]
+        set f [open $script w]
+        puts $f {
+            lassign $argv lport uhost uport
+            set held 0
+            proc down {c} {
+                set d [read $c]
+                if {$::held == 1} {
+                    append ::buf $d
+                } elseif {$::held == 0 && [string first "\r\nSTART\r\n" $d] >= 0} {
+                    set ::buf $d
+                    set ::held 1
+                    puts held
+                } elseif {$d ne ""} {
+                    puts -nonewline $::up $d
+                }
+                if {[eof $c]} { fileevent $c readable {} }
+            }
+            proc up {c} {
+                set d [read $::up]
+                if {$d ne ""} { catch {puts -nonewline $c $d} }
+                if {[eof $::up]} { fileevent $::up readable {} }
+            }
+            proc release {} {
+                if {[gets stdin line] < 0} { exit 0 }
+                if {$::held == 1} {
+                    puts -nonewline $::up $::buf
+                    set ::held 2
+                }
+            }
+            socket -server {apply {{c addr port} {
+                set ::up [socket $::uhost $::uport]
+                fconfigure $c -translation binary -buffering none -blocking 0
+                fconfigure $::up -translation binary -buffering none -blocking 0
+                fileevent $c readable [list down $c]
+                fileevent $::up readable [list up $c]
+            }}} -myaddr 127.0.0.1 $lport
+            fconfigure stdout -buffering line
+            fileevent stdin readable release
+            puts ready
+            vwait forever
+        }
+        close $f
+        set proxy [open "|[info nameofexecutable] $script $pport $host $port" r+]
+        fconfigure $proxy -buffering line
+        assert_equal ready [gets $proxy]
+        set forks [mp_stat total_forks]
+        # The child, once forked, walks slowly: the CANCEL must stop it.
+        r config set rdb-key-save-delay 2000
+        set errfile [tmpfile mpcli-err]
+        set fd [open "|src/valkey-cli -h 127.0.0.1 -p $pport --memprofile 2>$errfile" r]
+        assert_equal held [gets $proxy]
+        exec kill -INT [pid $fd]
+        after 200
+        # START goes on to the server only now.
+        puts $proxy release
+        set out [read $fd]
+        set code 0
+        if {[catch {close $fd} e opts]} { set code [lrange [dict get $opts -errorcode] 0 2] }
+        r config set rdb-key-save-delay 0
+        close $proxy
+        set efd [open $errfile r]
+        set err [read $efd]
+        close $efd
+        assert_equal {CHILDSTATUS * 130} [lreplace $code 1 1 *]
+        assert_equal {} $out
+        assert_match {interrupted: the profile was cancelled (MEMORY PROFILE CANCEL)*} $err
+        # START forked the child, and it was gone before valkey-cli exited.
+        assert_equal [expr {$forks + 1}] [mp_stat total_forks]
+        assert_equal 0 [mp_info rdb_stats_in_progress]
+        assert_equal err [mp_info rdb_stats_status]
+        verify_log_message 0 "*Memory profiling child * killed: MEMORY PROFILE CANCEL*" 0
+    }
+
     test {valkey-cli --memprofile: another child running} {
         r config set rdb-key-save-delay 100000
         r bgsave

@@ -40,14 +40,18 @@ start_server {overrides {save "" enable-debug-command yes}} {
     # the child damage what it wrote, as a buggy or hostile child could) is
     # refused by the parent with a reason, whatever the damage: the server
     # keeps serving, the previous profile stays, the RDB itself is fine.
+    # Fault 8's header announces as many prefixes as the compile-time
+    # maxima allow (8 depths x 65536, about 21 MB of records to allocate),
+    # far more than the configs at the fork (3 x 4096) sized the region for.
     foreach {fault reason} {
         1 {its checksum does not match}
-        2 {a list is longer than any config allows}
+        2 {a list is longer than the configs at the fork allow}
         3 {its announced length is out of bounds}
         4 {its header is not of this version}
         5 {a record is malformed or out of range}
         6 {a record is malformed or out of range}
         7 {its TTL buckets do not add up to its totals}
+        8 {a list is longer than the configs at the fork allow}
     } {
         test "A damaged report is refused (fault $fault: $reason)" {
             r config set memory-profile-report-fault $fault
@@ -55,20 +59,49 @@ start_server {overrides {save "" enable-debug-command yes}} {
             set prev [mp_info_dict]
             set count [mp_log_count]
             set used [s used_memory]
+            # The allocator's peak of the main thread's allocated bytes
+            # (allocated minus freed) since it started: it sees what the
+            # parent allocates while it reads the report, even when it frees
+            # it at once.
+            if {[mp_is_jemalloc]} { set peak [r debug mallctl thread.peak.read] }
             assert_equal {Background saving started} [r bgsave stat_memory]
             waitForBgsave r
             r config set memory-profile-report-fault 0
             mp_assert_not_published $prev $count
             assert_equal ok [s rdb_last_bgsave_status]
             verify_log_message 0 "*RDB memory profile not published: $reason*" 0
-            # Refusing it leaves nothing behind in the parent.
+            # Refusing it leaves nothing behind in the parent, and reading
+            # it allocated no more than the report's own size.
             assert_range [s used_memory] [expr {$used - 65536}] [expr {$used + 65536}]
+            if {[mp_is_jemalloc]} {
+                assert_range [r debug mallctl thread.peak.read] $peak [expr {$peak + 65536}]
+            }
             r debug reload
             assert_equal $digest [r debug digest]
         }
     }
     mp_profile
     assert_equal ok [mp_info rdb_stats_status]
+
+    test {Configs lowered while the child runs: its report is read with the limits it was made for} {
+        set count [mp_log_count]
+        mp_start_slow_profile 100
+        r config set memory-profile-top-keys 1
+        r config set memory-profile-prefix-depth 1
+        r config set memory-profile-prefix-capacity 1
+        r config set rdb-key-save-delay 0
+        waitForBgsave r
+        wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
+        r config set memory-profile-top-keys 32
+        r config set memory-profile-prefix-depth 3
+        r config set memory-profile-prefix-capacity 4096
+        assert_equal ok [mp_info rdb_stats_status]
+        assert_equal [expr {$count + 1}] [mp_log_count]
+        # 32 strings, the hash and the stream; key: and the empty prefix.
+        set rep [r memory profile report count 0]
+        assert_equal 34 [llength [dict get $rep topkeys]]
+        assert_equal {key: {}} [lmap p [dict get $rep prefixes] {dict get $p prefix}]
+    }
 
     foreach sig {KILL USR1} {
         test "Profiling child killed with SIG$sig: nothing published, data intact" {

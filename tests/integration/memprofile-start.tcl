@@ -163,6 +163,85 @@ start_server {overrides {save "" appendonly no enable-debug-command yes latency-
         waitForBgsave r
     }
 
+    test {START inside MULTI/EXEC is scheduled, as BGSAVE is: the profile sees the whole transaction} {
+        # BGSAVE first: scheduled, forked by serverCron after the EXEC.
+        set forks [s total_forks]
+        r multi
+        r bgsave
+        r set tx:bgsave 1
+        assert_equal {{Background saving scheduled} OK} [r exec]
+        wait_for_condition 100 20 {[s total_forks] == $forks + 1} else { fail "the scheduled BGSAVE did not start" }
+        waitForBgsave r
+        set count [mp_log_count]
+        r multi
+        r memory profile start
+        r set tx:profile 1
+        assert_equal {{Memory profiling scheduled} OK} [r exec]
+        wait_for_condition 100 20 {[mp_log_count] == $count + 1} else { fail "the scheduled profile was not published" }
+        assert_equal [expr {$forks + 2}] [s total_forks]
+        assert_equal ok [mp_info rdb_stats_status]
+        assert_equal profile [mp_info rdb_stats_source]
+        # Both keys the transactions set, and the one key of db 3.
+        assert_equal [expr {[r dbsize] + 1}] [mp_info rdb_stats_keys]
+        verify_log_message 0 "*Memory profiling scheduled to run after transaction execution*" 0
+        # With a profile-only child running, it errs there as outside.
+        mp_start_slow_profile_only
+        r multi
+        r memory profile start
+        catch {r exec} err
+        assert_match {*A memory profile is already in progress*} $err
+        assert_equal {Memory profiling cancelled} [r memory profile cancel]
+        r del tx:bgsave tx:profile
+    }
+
+    test {A scheduled START waits for the running child; CANCEL unschedules it} {
+        r config set rdb-key-save-delay 1000
+        r bgsave
+        mp_stop_slowing
+        r multi
+        r memory profile start
+        assert_equal {{Memory profiling scheduled}} [r exec]
+        assert_equal {Scheduled memory profiling cancelled} [r memory profile cancel]
+        assert_error {*No memory profile is in progress*} {r memory profile cancel}
+        set forks [s total_forks]
+        assert_equal {Background saving cancelled} [r bgsave cancel]
+        waitForBgsave r
+        # A few serverCron ticks (hz 10): nothing forks.
+        after 500
+        assert_equal $forks [s total_forks]
+        assert_equal 0 [mp_info rdb_stats_in_progress]
+
+        # Scheduled behind a running save, it starts when that ends.
+        set count [mp_log_count]
+        r config set rdb-key-save-delay 1000
+        r bgsave
+        mp_stop_slowing
+        r multi
+        r memory profile start
+        assert_equal {{Memory profiling scheduled}} [r exec]
+        assert_equal 1 [s rdb_bgsave_in_progress]
+        assert_equal 0 [mp_info rdb_stats_in_progress]
+        assert_equal {Background saving cancelled} [r bgsave cancel]
+        waitForBgsave r
+        wait_for_condition 100 20 {[mp_log_count] == $count + 1} else { fail "the scheduled profile was not published" }
+        assert_equal profile [mp_info rdb_stats_source]
+        assert_equal [expr {$forks + 2}] [s total_forks]
+    }
+
+    test {START from a script errs as BGSAVE does: the same flags (NOSCRIPT, NO_ASYNC_LOADING)} {
+        set forks [s total_forks]
+        catch {r eval {return redis.call('bgsave')} 0} bgsave_err
+        catch {r eval {return redis.call('memory', 'profile', 'start')} 0} start_err
+        assert_match {*not allowed from script*} $start_err
+        # The same error, but for the script's name.
+        regsub {script: [0-9a-f]+} $bgsave_err {script: *} bgsave_err
+        regsub {script: [0-9a-f]+} $start_err {script: *} start_err
+        assert_equal $bgsave_err $start_err
+        assert_equal $forks [s total_forks]
+        assert_equal 0 [mp_info rdb_stats_in_progress]
+        assert_equal [lsort [lindex [r command info bgsave] 0 2]] [lsort [lindex [r command info memory|profile] 0 2]]
+    }
+
     test {A save point that comes due kills the profile-only child and saves} {
         mp_start_slow_profile_only
         set saves [s rdb_saves]

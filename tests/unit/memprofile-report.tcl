@@ -136,6 +136,10 @@ start_server [list tags {"memprofile external:skip"} overrides $::mp_report_over
         set rep [mp_report]
         mp_assert_report_shape $rep
         assert_equal none [dict get $rep status]
+        # INFO rdb_stats says the same: no source before the first profile.
+        assert_equal none [mp_info rdb_stats_status]
+        assert_equal none [mp_info rdb_stats_source]
+        assert_equal none [dict get $rep source]
         foreach f {time duration_ms used_memory keys bytes} { assert_equal 0 [dict get $rep $f] $f }
         foreach section {types encodings ttl} {
             dict for {name pair} [dict get $rep $section] { assert_equal {keys 0 bytes 0} $pair "$section $name" }
@@ -161,8 +165,15 @@ start_server [list tags {"memprofile external:skip"} overrides $::mp_report_over
 
     test {MEMORY PROFILE: bad forms} {
         assert_error {*wrong number of arguments for 'memory|profile'*} {r memory profile}
-        assert_error {*unknown subcommand 'nosuchverb'. Try MEMORY HELP.*} {r memory profile nosuchverb}
-        assert_error {*unknown subcommand 'reportx'*} {r memory profile reportx count 1}
+        # An unknown verb is answered as upstream's container subcommands
+        # answer bad arguments (addReplySubcommandSyntaxError()).
+        catch {r function flush sync extra} upstream
+        set expected [string map {'flush' 'profile' FUNCTION MEMORY} $upstream]
+        assert_equal {ERR unknown subcommand or wrong number of arguments for 'profile'. Try MEMORY HELP.} $expected
+        foreach args {nosuchverb {reportx count 1} {Start2}} {
+            catch {r memory profile {*}$args} e
+            assert_equal $expected $e $args
+        }
         foreach args {
             {count} {type} {count 1 count 2} {type hash type set} {count 1 type hash count 1}
             {foo} {count 1 foo} {type hash foo bar} {1}
@@ -252,6 +263,17 @@ start_server [list tags {"memprofile external:skip"} overrides $::mp_report_over
         after 20
     }
 
+    test {A failed first profile: status err and source none, in INFO and the REPORT alike} {
+        r config set memory-profile-report-fault 1
+        mp_profile
+        r config set memory-profile-report-fault 0
+        set rep [mp_report]
+        assert_equal err [mp_info rdb_stats_status]
+        assert_equal err [dict get $rep status]
+        assert_equal none [mp_info rdb_stats_source]
+        assert_equal none [dict get $rep source]
+    }
+
     test {MEMORY PROFILE REPORT after a profile: status, figures as INFO rdb_stats has them} {
         mp_fill_dataset
         mp_profile
@@ -260,6 +282,7 @@ start_server [list tags {"memprofile external:skip"} overrides $::mp_report_over
         mp_assert_report_shape $rep
         assert_equal ok [dict get $rep status]
         assert_equal bgsave [dict get $rep source]
+        assert_equal [dict get $info rdb_stats_source] [dict get $rep source]
         assert_equal [dict get $info rdb_stats_last_time] [dict get $rep time]
         assert_equal [dict get $info rdb_stats_duration_ms] [dict get $rep duration_ms]
         assert_equal [dict get $info rdb_stats_used_memory] [dict get $rep used_memory]
