@@ -64,11 +64,6 @@ typedef struct prefixRecord {
     uint64_t keys, bytes, error_bytes;
 } __attribute__((packed)) prefixRecord;
 
-static struct {
-    char *base;
-    size_t size;
-} region;
-
 /* The largest report the current configs allow. */
 static size_t memprofReportBound(void) {
     size_t bound = sizeof(reportHeader) + sizeof(memprofFigures);
@@ -80,23 +75,28 @@ static size_t memprofReportBound(void) {
     return bound;
 }
 
-void memprofTransportRelease(void) {
-    if (region.base) munmap(region.base, region.size);
-    region.base = NULL;
-    region.size = 0;
+void memprofRegionUnmap(memprofRegion *r) {
+    if (r->base) munmap(r->base, r->size);
+    r->base = NULL;
+    r->size = 0;
 }
 
-int memprofTransportPrepare(void) {
-    memprofTransportRelease();
+sds memprofRegionMap(memprofRegion *r) {
     size_t size = memprofReportBound();
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
-        serverLog(LL_WARNING, "Memory profile: cannot map %zu bytes for the report: %s", size, strerror(errno));
-        return C_ERR;
+    void *p;
+    if (server.memory_profile_report_fault == MEMPROF_FAULT_MAP) {
+        errno = ENOMEM;
+        p = MAP_FAILED;
+    } else {
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     }
-    region.base = p;
-    region.size = size;
-    return C_OK;
+    if (p == MAP_FAILED) {
+        return sdscatprintf(sdsempty(), "its report region of %zu bytes could not be mapped: %s", size,
+                            strerror(errno));
+    }
+    r->base = p;
+    r->size = size;
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -141,11 +141,11 @@ static int cmpPrefixRefs(const void *a, const void *b) {
     return 0;
 }
 
-size_t memprofTransportWrite(const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs,
-                             memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth,
+size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs,
+                             size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth,
                              const memprofIndexed *slots, size_t nslots) {
-    if (!region.base) return 0;
-    writer w = {region.base + sizeof(reportHeader), region.base + region.size, 0};
+    if (!region->base) return 0;
+    writer w = {region->base + sizeof(reportHeader), region->base + region->size, 0};
     reportHeader h = {.version = MEMPROF_VERSION, .figures_size = sizeof(memprofFigures)};
     memcpy(h.magic, MEMPROF_MAGIC, sizeof(MEMPROF_MAGIC));
 
@@ -212,23 +212,23 @@ size_t memprofTransportWrite(const memprofFigures *f, const memprofIndexed *dbs,
     h.nslots = nslots;
 
     if (w.overflow) return 0;
-    h.body_len = w.p - (region.base + sizeof(reportHeader));
-    h.checksum = crc64(0, (unsigned char *)region.base + sizeof(reportHeader), h.body_len);
-    memcpy(region.base, &h, sizeof(h));
+    h.body_len = w.p - (region->base + sizeof(reportHeader));
+    h.checksum = crc64(0, (unsigned char *)region->base + sizeof(reportHeader), h.body_len);
+    memcpy(region->base, &h, sizeof(h));
     return sizeof(reportHeader) + h.body_len;
 }
 
 /* Tests only (the hidden config memory-profile-report-fault): damage the
  * written report as a buggy or hostile child could, to check that the
  * parent refuses it. Returns the length to announce. */
-size_t memprofTransportDamage(size_t len, int fault) {
-    reportHeader *h = (reportHeader *)region.base;
-    char *body = region.base + sizeof(*h);
+size_t memprofTransportDamage(const memprofRegion *region, size_t len, int fault) {
+    reportHeader *h = (reportHeader *)region->base;
+    char *body = region->base + sizeof(*h);
     char *dbs = body + sizeof(memprofFigures);
     switch (fault) {
     case 1: body[h->body_len / 2] ^= 0x55; return len; /* Checksum mismatch. */
     case 2: h->ntopkeys = UINT32_MAX; return len;      /* Count past any limit. */
-    case 3: return region.size + 1;                     /* Length past the region. */
+    case 3: return region->size + 1;                    /* Length past the region. */
     case 4: h->version++; return len;                   /* Another version. */
     case 5:                                             /* A db out of range. */
         if (h->ndbs) ((indexedRecord *)dbs)->index = server.dbnum;
@@ -309,18 +309,18 @@ static const char *memprofCheckTotals(const memprofProfile *p) {
     return NULL;
 }
 
-memprofProfile *memprofTransportRead(size_t len, const char **why) {
+memprofProfile *memprofTransportRead(const memprofRegion *region, size_t len, const char **why) {
     reportHeader h;
     *why = NULL;
-    if (!region.base) {
+    if (!region->base) {
         *why = "no report region";
         return NULL;
     }
-    if (len < sizeof(h) || len > region.size) {
+    if (len < sizeof(h) || len > region->size) {
         *why = "its announced length is out of bounds";
         return NULL;
     }
-    memcpy(&h, region.base, sizeof(h));
+    memcpy(&h, region->base, sizeof(h));
     if (memcmp(h.magic, MEMPROF_MAGIC, sizeof(MEMPROF_MAGIC)) || h.version != MEMPROF_VERSION ||
         h.figures_size != sizeof(memprofFigures)) {
         *why = "its header is not of this version";
@@ -330,7 +330,7 @@ memprofProfile *memprofTransportRead(size_t len, const char **why) {
         *why = "its length does not match its header";
         return NULL;
     }
-    const char *body = region.base + sizeof(h);
+    const char *body = region->base + sizeof(h);
     if (crc64(0, (const unsigned char *)body, h.body_len) != h.checksum) {
         *why = "its checksum does not match";
         return NULL;
