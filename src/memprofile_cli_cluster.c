@@ -397,6 +397,7 @@ int memprofCliCluster(memprofCliNode *nodes, int count, int output) {
         if (r->state == MP_RUN_DONE && !r->reused && !mpFinished(&r->st, &r->error)) r->state = MP_RUN_FAILED;
         if (r->state == MP_RUN_DONE && !mpReadReport(r->node->context, 0, &r->report, &r->error))
             r->state = MP_RUN_FAILED;
+        if (r->state == MP_RUN_DONE && !mpFresh(&r->st, &r->report, &r->error)) r->state = MP_RUN_FAILED;
         if (r->state != MP_RUN_DONE) {
             shards[r->shard].run = -1;
             shards[r->shard].why = sdscatprintf(sdsempty(), "%s failed: %s", r->label, r->error);
