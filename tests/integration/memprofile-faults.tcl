@@ -259,15 +259,15 @@ start_server {overrides {save "" enable-debug-command yes}} {
             waitForBgsave r
             wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
             r config set memory-profile-report-fault 0
-            mp_assert_not_published $prev $count
-            verify_log_message 0 "*the report could not be announced to the parent: there is no childinfo pipe*" $lines
-            verify_log_message 0 "*RDB memory profile not published: the child's report did not arrive*" $lines
             if {$cmd eq {bgsave stat_memory}} {
                 assert_equal ok [s rdb_last_bgsave_status]
                 assert {[file exists $rdb]}
             } else {
                 assert {![file exists $rdb]}
             }
+            mp_assert_not_published $prev $count
+            verify_log_message 0 "*the report could not be announced to the parent: there is no childinfo pipe*" $lines
+            verify_log_message 0 "*RDB memory profile not published: the child's report did not arrive*" $lines
         }
         r debug reload
         assert_equal $digest [r debug digest]
