@@ -13,7 +13,8 @@
  * to the largest report the current configs allow (pages never written cost
  * nothing); the child writes the report there and announces its length with
  * one childinfo record; the parent decodes it after reaping the child, and
- * unmaps the region whatever the outcome.
+ * unmaps the region whatever the outcome. The region belongs to the profile
+ * in flight (memprofile_run.c), which maps and unmaps it through here.
  *
  * The report is binary (key names hold any byte), versioned and checked:
  *
