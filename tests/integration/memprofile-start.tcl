@@ -270,7 +270,6 @@ start_server {overrides {save "" appendonly yes enable-debug-command yes}} {
         assert_equal {Memory profiling started} [r memory profile start]
         r config set rdb-key-save-delay 0
         wait_for_condition 100 100 {[mp_info rdb_stats_in_progress] == 0} else { fail "profile-only child still running" }
-        r config set auto-aof-rewrite-percentage 0
         assert_equal ok [mp_info rdb_stats_status]
         assert_equal profile [mp_info rdb_stats_source]
         assert_equal [expr {$count + 1}] [mp_log_count]
@@ -278,6 +277,20 @@ start_server {overrides {save "" appendonly yes enable-debug-command yes}} {
         assert_equal 0 [count_log_message 0 "Memory profiling child .* killed"]
         assert_equal 0 [s aof_rewrite_in_progress]
         assert_equal 3 [s aof_rewrites_consecutive_failures]
+        # memory-profile-interval completes too (it would never, were its
+        # children killed for the rewrite that does not run).
+        set last [mp_info rdb_stats_last_time]
+        r config set rdb-key-save-delay 1000
+        r config set memory-profile-interval 1
+        wait_for_condition 100 100 {[mp_info rdb_stats_last_time] > $last} else { fail "no scheduled profile" }
+        r config set memory-profile-interval 0
+        r config set rdb-key-save-delay 0
+        wait_for_condition 100 100 {[mp_info rdb_stats_in_progress] == 0} else { fail "profile-only child still running" }
+        r config set auto-aof-rewrite-percentage 0
+        assert_equal ok [mp_info rdb_stats_status]
+        assert_equal profile [mp_info rdb_stats_source]
+        assert_equal 0 [count_log_message 0 "Memory profiling child .* killed"]
+        assert_equal 1 [count_log_message 0 "triggered the limit"]
     } {} {needs:debug}
 }
 
