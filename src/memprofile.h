@@ -25,6 +25,7 @@
 #define __MEMPROFILE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "sds.h"
 
@@ -53,14 +54,24 @@ void memprofScheduleRequest(int rdbflags);
     "set rdb-save-stat-memory yes and use BGSAVE SCHEDULE."
 /* rdbSaveBackground(): the flags a background save really runs with. */
 int memprofSaveFlags(int rdbflags);
-/* rdbSaveBackground(), parent, after a successful fork. */
-void memprofSaveStarted(int rdbflags);
+/* rdbSaveBackground(): serverFork(), except that a test config
+ * (memory-profile-report-fault) can make a profiling save's fork fail. */
+int memprofFork(int purpose);
+/* rdbSaveBackground(), parent, right after the fork, whether it succeeded
+ * or failed (childpid -1, errno set): a failed one releases what was
+ * prepared for the profile. Keeps errno. */
+void memprofSaveForked(pid_t childpid);
 /* checkChildrenDone(), after the final childinfo drain, for RDB children. */
 void memprofSaveDone(int exitcode, int bysignal);
-/* serverCron(), before it starts scheduled or due saves and rewrites. */
+/* serverCron(), after it started what was due: memory-profile-interval. */
 void memprofCron(void);
+/* A profile-only child runs, and only it: it does not hold back a save or a
+ * rewrite that comes due (serverCron(), the replication cron), which kills
+ * it with memprofKillChild() and proceeds. */
+int memprofChildGivesWay(void);
 /* Kill the profile-only child, if one runs, saying why (BGSAVE,
- * BGREWRITEAOF, shutdown): the caller can fork at once. */
+ * BGREWRITEAOF, a save point, shutdown...): the caller can fork at once. A
+ * child that had finished already is published, not killed. */
 void memprofKillChild(const char *why);
 /* readChildInfo(): the child announced a report of 'len' bytes. */
 void memprofReportAnnounced(size_t len);

@@ -162,6 +162,13 @@ static void memprofMeasureForkInstant(memprofFigures *f) {
 
 rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
     if (!(rdbflags & RDBFLAGS_STAT_MEMORY)) return NULL;
+    /* Tests: a child without a childinfo pipe, as when the parent could not
+     * open one (upstream's own records are not sent either then). */
+    if (server.memory_profile_report_fault == MEMPROF_FAULT_NO_PIPE && server.in_fork_child &&
+        server.child_info_pipe[1] != -1) {
+        close(server.child_info_pipe[1]);
+        server.child_info_pipe[1] = -1;
+    }
     memset(&child, 0, sizeof(child));
     child.now_ms = mstime();
     memprofMeasureForkInstant(&child.f);
@@ -280,8 +287,9 @@ void memprofChildSend(void) {
     size_t ndbs, nslots = 0;
     memprofIndexed *dbs = memprofNonEmpty(child.dbs, server.dbnum, &ndbs);
     memprofIndexed *slots = child.slots ? memprofNonEmpty(child.slots, CLUSTER_SLOTS, &nslots) : NULL;
-    size_t len = memprofTransportWrite(&child.f, dbs, ndbs, child.topkeys, child.prefixes, child.depth, slots,
-                                       nslots);
+    const memprofRegion *region = memprofRunRegion();
+    size_t len = memprofTransportWrite(region, &child.f, dbs, ndbs, child.topkeys, child.prefixes, child.depth,
+                                       slots, nslots);
     zfree(dbs);
     zfree(slots);
     if (len == 0) {
@@ -290,11 +298,13 @@ void memprofChildSend(void) {
     }
     serverLog(LL_VERBOSE, "Memory profile: report of %zu bytes; the deep state took %zu bytes in the child", len,
               memprofChildStateBytes());
-    if (server.memory_profile_report_fault) len = memprofTransportDamage(len, server.memory_profile_report_fault);
+    if (server.memory_profile_report_fault)
+        len = memprofTransportDamage(region, len, server.memory_profile_report_fault);
     if (server.memory_profile_report_delay) debugDelay(server.memory_profile_report_delay);
+    /* The save's success does not depend on the profile's transport: without
+     * the announce the parent publishes nothing and says so. */
     if (sendChildInfoAnnounce(CHILD_INFO_TYPE_MEMORY_PROFILE, len) != C_OK) {
-        serverLog(LL_WARNING, "Child failed announcing its memory profile to the parent, exiting: %s",
-                  strerror(errno));
-        exitFromChild(1);
+        serverLog(LL_WARNING, "Memory profile: the report could not be announced to the parent: %s",
+                  server.child_info_pipe[1] == -1 ? "there is no childinfo pipe" : strerror(errno));
     }
 }

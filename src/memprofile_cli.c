@@ -370,7 +370,9 @@ int mpReadState(redisContext *c, mpNodeState *st, sds *err) {
         *err = sdsnew("unexpected reply to INFO");
         return 0;
     }
+    long long requested = st->requested;
     memset(st, 0, sizeof(*st));
+    st->requested = requested;
     st->supported = mpInfoField(r->str, "rdb_stats_status", st->status, sizeof(st->status)) != NULL;
     st->in_progress = (int)mpInfoLL(r->str, "rdb_stats_in_progress");
     st->last_time = mpInfoLL(r->str, "rdb_stats_last_time");
@@ -380,15 +382,19 @@ int mpReadState(redisContext *c, mpNodeState *st, sds *err) {
     return 1;
 }
 
-/* The server's clock, in seconds. */
-static long long mpServerTime(redisContext *c) {
+/* The server's clock, in seconds, or 'fallback' when TIME fails. */
+static long long mpServerTimeOr(redisContext *c, long long fallback) {
     sds err = NULL;
     redisReply *r = mpCommand(c, &err, "TIME");
-    long long t = (long long)time(NULL);
+    long long t = fallback;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) t = mpReplyLL(r->element[0]);
     if (r) freeReplyObject(r);
     sdsfree(err);
     return t;
+}
+
+static long long mpServerTime(redisContext *c) {
+    return mpServerTimeOr(c, (long long)time(NULL));
 }
 
 /* A replica whose link to its primary is up (not loading a full sync). */
@@ -433,6 +439,7 @@ static sds mpExplainError(sds err, const char *cmd) {
 int mpStart(redisContext *c, mpNodeState *st, int *reused, int *started, sds *err) {
     *reused = 0;
     *started = 0;
+    st->requested = 0;
     if (!mpReadState(c, st, err)) {
         if (!strncmp(*err, "NOPERM", 6)) *err = mpExplainError(*err, "INFO rdb_stats");
         return 0;
@@ -449,6 +456,9 @@ int mpStart(redisContext *c, mpNodeState *st, int *reused, int *started, sds *er
     if (st->in_progress) return 1; /* One is running already: wait for it. */
     if (mpInterrupted) return 1;   /* Ctrl-C before START: nothing to cancel. */
     const char *cmd = memprofCli.save ? "BGSAVE STAT_MEMORY" : "MEMORY PROFILE START";
+    /* The profile we read must be forked after this (mpFresh()); without
+     * the server's clock there is nothing to compare with. */
+    st->requested = mpServerTimeOr(c, 0);
     redisReply *r = mpCommand(c, err, cmd);
     if (!r) {
         *err = mpExplainError(*err, cmd);
@@ -507,6 +517,15 @@ int mpFinished(const mpNodeState *st, sds *err) {
         return 0;
     }
     return 1;
+}
+
+int mpFresh(const mpNodeState *st, const mpReport *rep, sds *err) {
+    if (!st->requested || rep->time >= st->requested) return 1;
+    *err = sdscatprintf(sdsempty(),
+                        "the server published no new profile: the last one was forked at %lld, before the request "
+                        "at %lld (server time); %s did not profile, the server's log says why",
+                        rep->time, st->requested, memprofCli.save ? "BGSAVE STAT_MEMORY" : "MEMORY PROFILE START");
+    return 0;
 }
 
 int mpReadReport(redisContext *c, long count, mpReport *rep, sds *err) {
@@ -596,6 +615,11 @@ int memprofCliRun(redisContext *c, const char *addr, int output) {
     }
     mpReport rep;
     if (!mpReadReport(c, memprofCli.count, &rep, &err)) {
+        mpFail(NULL, err);
+        return 1;
+    }
+    if (!mpFresh(&st, &rep, &err)) {
+        mpReportFree(&rep);
         mpFail(NULL, err);
         return 1;
     }

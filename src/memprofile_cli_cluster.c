@@ -414,6 +414,7 @@ static void mpClusterMerge(mpCluster *c) {
         if (r->state == MP_RUN_DONE && !r->reused && !mpFinished(&r->st, &r->error)) r->state = MP_RUN_FAILED;
         if (r->state == MP_RUN_DONE && !mpReadReport(r->node->context, 0, &r->report, &r->error))
             r->state = MP_RUN_FAILED;
+        if (r->state == MP_RUN_DONE && !mpFresh(&r->st, &r->report, &r->error)) r->state = MP_RUN_FAILED;
         if (r->state != MP_RUN_DONE) {
             sh->run = -1;
             sh->why = sdscatprintf(sdsempty(), "%s failed: %s", r->label, r->error);

@@ -96,6 +96,7 @@ typedef struct mpNodeState {
     char status[16];
     int in_progress;
     long long last_time, progress_keys, total_keys;
+    long long requested; /* Server time (s) we asked for a profile at; 0 when we did not. */
 } mpNodeState;
 
 /* ------------------------------------------------------------------------
@@ -121,6 +122,9 @@ extern volatile sig_atomic_t mpInterrupted;
 void mpCatchSigint(int on);
 void mpCancel(redisContext *c, const char *label);
 int mpFinished(const mpNodeState *st, sds *err);
+/* After reading the report: 0 with *err set when it is older than our
+ * request (the server replied as if it profiled, and did not). */
+int mpFresh(const mpNodeState *st, const mpReport *rep, sds *err);
 int mpReadReport(redisContext *c, long count, mpReport *rep, sds *err);
 
 /* The progress bar. */

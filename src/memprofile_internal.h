@@ -11,6 +11,7 @@
  *   memprofile_child.c      the save child's per-key accounting
  *   memprofile_summary.c    bounded summaries: top keys, prefixes
  *   memprofile_transport.c  the report from child to parent
+ *   memprofile_run.c        the profile in flight: prepared, forked, ended
  *   memprofile.c            the parent's state: requests, publication, log
  *   memprofile_reply.c      the log lines, INFO rdb_stats, MEMORY DOCTOR
  *   memprofile_command.c    MEMORY PROFILE
@@ -175,6 +176,39 @@ const memprofPublished *memprofGetPublished(void);
 /* What took the published profile, "none" before the first one: INFO
  * rdb_stats and MEMORY PROFILE REPORT say the same. */
 const char *memprofSourceName(const memprofPublished *pub);
+
+/* What the parent records at the fork of a profiling child, published with
+ * its profile. */
+typedef struct memprofForkInstant {
+    int source;             /* MEMPROF_SOURCE_* */
+    time_t time;            /* Unix time of the fork. */
+    long long mstime;       /* The same in ms, for the duration. */
+    size_t used_memory;     /* used_memory at the fork. */
+    memprofMemoryView mem;  /* The process at the fork. */
+} memprofForkInstant;
+/* The end of a profile in flight (memprofile_run.c): a whole, validated
+ * profile (taken over) is published; a profile that could not be taken
+ * sets the status to err and logs why. */
+void memprofPublish(memprofProfile *p, const memprofForkInstant *at);
+void memprofNotPublished(const char *why);
+
+/* The profile in flight (memprofile_run.c): at most one, from the mapping
+ * of its report region before the fork to its release, in one struct:
+ *
+ *   idle -> prepared (region mapped) -> forked (child runs) -> ended: the
+ *   child reaped and its report published, or killed, or failed -> idle
+ *   (region released); a failed mapping or fork goes back to idle at once.
+ *
+ * Prepare a profile of 'source' before a fork: C_ERR with *err set (an
+ * sds the caller frees) when the region cannot be mapped; the status is err
+ * then, with the reason in the log. */
+int memprofRunPrepare(int source, sds *err);
+/* A profiling child runs (INFO's rdb_stats_in_progress). */
+int memprofRunInProgress(void);
+/* The child's view of its report region. */
+const struct memprofRegion *memprofRunRegion(void);
+/* The last start of a profile-only child (or attempt to), for the interval. */
+time_t memprofRunLastAttempt(void);
 /* MEMORY PROFILE START: fork a profile-only child. C_ERR with *err set (an
  * sds the caller frees) when it could not start. */
 int memprofStartProfile(sds *err);
@@ -183,6 +217,8 @@ int memprofStartProfile(sds *err);
  * no child runs. MEMORY PROFILE CANCEL unschedules it (1 if it was). */
 void memprofScheduleProfile(void);
 int memprofUnscheduleProfile(void);
+/* serverCron: start the scheduled profile once no child runs. */
+void memprofStartScheduled(void);
 
 /* What the history keeps of a published profile: enough to tell what grew. */
 #define MEMPROF_HISTORY_PREFIXES 20
@@ -238,17 +274,43 @@ int memprofProfileChildMain(void);
  * before the fork; the child writes the report there and announces its
  * length on the childinfo pipe; the parent decodes and validates it after
  * the child exited. */
-int memprofTransportPrepare(void);
-void memprofTransportRelease(void);
+/* The lengths of the lists a report may hold: the configs in force when
+ * the region was mapped, just before the fork, which the child runs with. */
+typedef struct memprofReportLimits {
+    size_t dbs;
+    size_t topkeys; /* Per type. */
+    size_t depth;
+    size_t prefixes; /* Per depth. */
+    size_t slots;
+} memprofReportLimits;
+typedef struct memprofRegion {
+    char *base; /* NULL when not mapped. */
+    size_t size;
+    memprofReportLimits limits; /* What the region was sized for. */
+} memprofRegion;
+/* Map a region for the largest report the current configs allow. Returns
+ * NULL, or why it could not (an sds the caller frees). */
+sds memprofRegionMap(memprofRegion *r);
+void memprofRegionUnmap(memprofRegion *r);
 /* Child: encode the profile into the shared region. Returns the length, or
  * 0 when it does not fit. */
-size_t memprofTransportWrite(const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs,
-                             memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth,
+size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs,
+                             size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth,
                              const memprofIndexed *slots, size_t nslots);
-size_t memprofTransportDamage(size_t len, int fault);
+size_t memprofTransportDamage(const memprofRegion *region, size_t len, int fault);
 /* Parent: decode and validate 'len' bytes of the region. NULL when invalid,
  * with a reason in *why. */
-memprofProfile *memprofTransportRead(size_t len, const char **why);
+memprofProfile *memprofTransportRead(const memprofRegion *region, size_t len, const char **why);
+
+/* memory-profile-report-fault (hidden, for tests). 1 to 8 damage the report
+ * the child wrote (memprofTransportDamage()); the others make a step of the
+ * transport fail. */
+enum {
+    MEMPROF_FAULT_NO_PIPE = 9, /* The child has no childinfo pipe. */
+    MEMPROF_FAULT_MAP = 10,    /* The report region cannot be mapped. */
+    MEMPROF_FAULT_FORK = 11,   /* The fork of a profiling child fails. */
+    MEMPROF_FAULT_MAX = 11
+};
 
 /* Replies (memprofile_reply.c). */
 void memprofLogProfile(const memprofProfile *p);

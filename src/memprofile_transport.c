@@ -13,7 +13,8 @@
  * to the largest report the current configs allow (pages never written cost
  * nothing); the child writes the report there and announces its length with
  * one childinfo record; the parent decodes it after reaping the child, and
- * unmaps the region whatever the outcome.
+ * unmaps the region whatever the outcome. The region belongs to the profile
+ * in flight (memprofile_run.c), which maps and unmaps it through here.
  *
  * The report is binary (key names hold any byte), versioned and checked:
  *
@@ -65,23 +66,7 @@ typedef struct prefixRecord {
     uint64_t keys, bytes, error_bytes;
 } __attribute__((packed)) prefixRecord;
 
-/* The lengths of the lists a report may hold: the configs in force when
- * the region was mapped, just before the fork, which the child runs with. */
-typedef struct reportLimits {
-    size_t dbs;
-    size_t topkeys; /* Per type. */
-    size_t depth;
-    size_t prefixes; /* Per depth. */
-    size_t slots;
-} reportLimits;
-
-static struct {
-    char *base;
-    size_t size;
-    reportLimits limits; /* What the region was sized for. */
-} region;
-
-static void memprofCurrentLimits(reportLimits *l) {
+static void memprofCurrentLimits(memprofReportLimits *l) {
     l->dbs = server.dbnum;
     l->topkeys = server.memory_profile_top_keys;
     l->depth = server.memory_profile_prefix_depth;
@@ -90,7 +75,7 @@ static void memprofCurrentLimits(reportLimits *l) {
 }
 
 /* The largest report these limits allow. */
-static size_t memprofReportBound(const reportLimits *l) {
+static size_t memprofReportBound(const memprofReportLimits *l) {
     size_t bound = sizeof(reportHeader) + sizeof(memprofFigures);
     bound += l->dbs * sizeof(indexedRecord);
     bound += MPT_TYPES * l->topkeys * (sizeof(topKeyRecord) + MEMPROF_KEY_NAME_MAX);
@@ -99,26 +84,31 @@ static size_t memprofReportBound(const reportLimits *l) {
     return bound;
 }
 
-void memprofTransportRelease(void) {
-    if (region.base) munmap(region.base, region.size);
-    region.base = NULL;
-    region.size = 0;
+void memprofRegionUnmap(memprofRegion *r) {
+    if (r->base) munmap(r->base, r->size);
+    r->base = NULL;
+    r->size = 0;
 }
 
-int memprofTransportPrepare(void) {
-    memprofTransportRelease();
-    reportLimits limits;
+sds memprofRegionMap(memprofRegion *r) {
+    memprofReportLimits limits;
     memprofCurrentLimits(&limits);
     size_t size = memprofReportBound(&limits);
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
-        serverLog(LL_WARNING, "Memory profile: cannot map %zu bytes for the report: %s", size, strerror(errno));
-        return C_ERR;
+    void *p;
+    if (server.memory_profile_report_fault == MEMPROF_FAULT_MAP) {
+        errno = ENOMEM;
+        p = MAP_FAILED;
+    } else {
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     }
-    region.base = p;
-    region.size = size;
-    region.limits = limits;
-    return C_OK;
+    if (p == MAP_FAILED) {
+        return sdscatprintf(sdsempty(), "its report region of %zu bytes could not be mapped: %s", size,
+                            strerror(errno));
+    }
+    r->base = p;
+    r->size = size;
+    r->limits = limits;
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -163,11 +153,11 @@ static int cmpPrefixRefs(const void *a, const void *b) {
     return 0;
 }
 
-size_t memprofTransportWrite(const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs,
-                             memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth,
+size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs,
+                             size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth,
                              const memprofIndexed *slots, size_t nslots) {
-    if (!region.base) return 0;
-    writer w = {region.base + sizeof(reportHeader), region.base + region.size, 0};
+    if (!region->base) return 0;
+    writer w = {region->base + sizeof(reportHeader), region->base + region->size, 0};
     reportHeader h = {.version = MEMPROF_VERSION, .figures_size = sizeof(memprofFigures)};
     memcpy(h.magic, MEMPROF_MAGIC, sizeof(MEMPROF_MAGIC));
 
@@ -234,23 +224,23 @@ size_t memprofTransportWrite(const memprofFigures *f, const memprofIndexed *dbs,
     h.nslots = nslots;
 
     if (w.overflow) return 0;
-    h.body_len = w.p - (region.base + sizeof(reportHeader));
-    h.checksum = crc64(0, (unsigned char *)region.base + sizeof(reportHeader), h.body_len);
-    memcpy(region.base, &h, sizeof(h));
+    h.body_len = w.p - (region->base + sizeof(reportHeader));
+    h.checksum = crc64(0, (unsigned char *)region->base + sizeof(reportHeader), h.body_len);
+    memcpy(region->base, &h, sizeof(h));
     return sizeof(reportHeader) + h.body_len;
 }
 
 /* Tests only (the hidden config memory-profile-report-fault): damage the
  * written report as a buggy or hostile child could, to check that the
  * parent refuses it. Returns the length to announce. */
-size_t memprofTransportDamage(size_t len, int fault) {
-    reportHeader *h = (reportHeader *)region.base;
-    char *body = region.base + sizeof(*h);
+size_t memprofTransportDamage(const memprofRegion *region, size_t len, int fault) {
+    reportHeader *h = (reportHeader *)region->base;
+    char *body = region->base + sizeof(*h);
     char *dbs = body + sizeof(memprofFigures);
     switch (fault) {
     case 1: body[h->body_len / 2] ^= 0x55; return len; /* Checksum mismatch. */
     case 2: h->ntopkeys = UINT32_MAX; return len;      /* Count past any limit. */
-    case 3: return region.size + 1;                     /* Length past the region. */
+    case 3: return region->size + 1;                    /* Length past the region. */
     case 4: h->version++; return len;                   /* Another version. */
     case 5:                                             /* A db out of range. */
         if (h->ndbs) ((indexedRecord *)dbs)->index = server.dbnum;
@@ -332,18 +322,18 @@ static const char *memprofCheckTotals(const memprofProfile *p) {
     return NULL;
 }
 
-memprofProfile *memprofTransportRead(size_t len, const char **why) {
+memprofProfile *memprofTransportRead(const memprofRegion *region, size_t len, const char **why) {
     reportHeader h;
     *why = NULL;
-    if (!region.base) {
+    if (!region->base) {
         *why = "no report region";
         return NULL;
     }
-    if (len < sizeof(h) || len > region.size) {
+    if (len < sizeof(h) || len > region->size) {
         *why = "its announced length is out of bounds";
         return NULL;
     }
-    memcpy(&h, region.base, sizeof(h));
+    memcpy(&h, region->base, sizeof(h));
     if (memcmp(h.magic, MEMPROF_MAGIC, sizeof(MEMPROF_MAGIC)) || h.version != MEMPROF_VERSION ||
         h.figures_size != sizeof(memprofFigures)) {
         *why = "its header is not of this version";
@@ -353,14 +343,14 @@ memprofProfile *memprofTransportRead(size_t len, const char **why) {
         *why = "its length does not match its header";
         return NULL;
     }
-    const char *body = region.base + sizeof(h);
+    const char *body = region->base + sizeof(h);
     if (crc64(0, (const unsigned char *)body, h.body_len) != h.checksum) {
         *why = "its checksum does not match";
         return NULL;
     }
     /* Nothing is allocated before the counts are bounded by the limits the
      * region was sized for, and by the records the body can hold. */
-    const reportLimits *l = &region.limits;
+    const memprofReportLimits *l = &region->limits;
     if (h.ndbs > l->dbs || h.ntopkeys > MPT_TYPES * l->topkeys || h.nprefixes > l->depth * l->prefixes ||
         h.nslots > l->slots) {
         *why = "a list is longer than the configs at the fork allow";

@@ -369,6 +369,84 @@ start_server {overrides {save {} latency-tracking no}} {
         assert_equal 1 $code
         assert_match {the server does not support memory profiles*} $err
     }
+
+    test {valkey-cli --memprofile-save: a save that does not profile is an error, not the last profile printed as new} {
+        # The server says so itself: the status is err.
+        r config set memory-profile-report-fault 10
+        lassign [mp_cli -h $host -p $port --memprofile --memprofile-save --json] code out err
+        r config set memory-profile-report-fault 0
+        assert_equal 1 $code
+        assert_equal {} $out
+        assert_match {the profile failed or was cancelled (rdb_stats_status:err)*} $err
+        waitForBgsave r
+
+        # A server that replies as if it profiled and does not, with the
+        # status of its last profile still ok (an older server): a relay to
+        # the real one that answers BGSAVE itself. The cli must see that the
+        # profile it reads was forked before its request.
+        set script [tmpfile relay-server.tcl]
+        set fport [find_available_port [expr {$port + 200}] 100]
+        set f [open $script w]
+        puts $f {
+            lassign $argv port upstream
+            # Copy one RESP reply from in to out.
+            proc copy_reply {in out} {
+                set line [gets $in]
+                puts -nonewline $out "$line\n"
+                set n [string range $line 1 end-1]
+                switch -- [string index $line 0] {
+                    $ - = - ! { if {$n >= 0} { puts -nonewline $out [read $in [expr {$n + 2}]] } }
+                    * - ~ - > { for {set i 0} {$i < $n} {incr i} { copy_reply $in $out } }
+                    % - | { for {set i 0} {$i < 2 * $n} {incr i} { copy_reply $in $out } }
+                }
+            }
+            proc serve {fd up} {
+                if {[gets $fd line] < 0} { close $fd; close $up; return }
+                set req "$line\n"
+                set args {}
+                for {set i 0} {$i < [string range $line 1 end-1]} {incr i} {
+                    set len [gets $fd]
+                    set arg [read $fd [expr {[string range $len 1 end-1] + 2}]]
+                    append req "$len\n$arg"
+                    lappend args [string range $arg 0 end-2]
+                }
+                if {[string toupper [lindex $args 0]] eq "BGSAVE"} {
+                    puts -nonewline $fd "+Background saving started\r\n"
+                } else {
+                    puts -nonewline $up $req
+                    flush $up
+                    copy_reply $up $fd
+                }
+                flush $fd
+            }
+            socket -server {apply {{fd addr port} {
+                set up [socket 127.0.0.1 $::upstream]
+                fconfigure $up -translation binary
+                fconfigure $fd -translation binary
+                fileevent $fd readable [list serve $fd $up]
+            }}} -myaddr 127.0.0.1 $port
+            vwait forever
+        }
+        close $f
+        set pid [exec [info nameofexecutable] $script $fport $port &]
+        wait_for_condition 50 100 {![catch {close [socket 127.0.0.1 $fport]}]} else { fail "no relay server" }
+        # Through the relay, a profile that is taken is printed.
+        lassign [mp_cli -h 127.0.0.1 -p $fport --memprofile --json] code out err
+        assert_equal 0 $code
+        set last [mp_info rdb_stats_last_time]
+        assert_equal $last [dict get [mpj_parse $out] time]
+        wait_for_condition 50 100 {[lindex [r time] 0] > $last} else { fail "the clock did not move" }
+        # A save that does not profile: the last profile is not printed as new.
+        set saves [s rdb_saves]
+        lassign [mp_cli -h 127.0.0.1 -p $fport --memprofile --memprofile-save --json] code out err
+        exec kill $pid
+        assert_equal $saves [s rdb_saves]
+        assert_equal ok [mp_info rdb_stats_status]
+        assert_equal $last [mp_info rdb_stats_last_time]
+        assert_equal 1 $code
+        assert_equal {} $out
+        assert_match "the server published no new profile: the last one was forked at $last, before the request at *" $err
+    }
 }
 
 # ------------------------------------------------------------------------

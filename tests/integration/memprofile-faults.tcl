@@ -197,6 +197,116 @@ start_server {overrides {save "" enable-debug-command yes}} {
     }
 }
 
+# Faults of the transport (memory-profile-report-fault 10 to 11, hidden, in
+# the parent and the child): the save's own outcome never depends on the
+# profile's, the status and the log say what happened, and nothing is left
+# behind.
+start_server {overrides {save "" enable-debug-command yes}} {
+    r debug populate 1000
+    set rdb [file join [lindex [r config get dir] 1] [lindex [r config get dbfilename] 1]]
+
+    # The server's shared anonymous mappings (MAP_SHARED | MAP_ANONYMOUS
+    # shows as /dev/zero in /proc/<pid>/maps): the report region is one,
+    # while a profile is in flight.
+    proc mp_shared_maps {} {
+        set fd [open /proc/[srv 0 pid]/maps r]
+        set n 0
+        foreach line [split [read $fd] "\n"] {
+            if {[regexp {^\S+ rw-s .*/dev/zero} $line]} { incr n }
+        }
+        close $fd
+        return $n
+    }
+
+    test {The report region is mapped while a profile is in flight, and only then} {
+        assert_equal 0 [mp_shared_maps]
+        mp_start_slow_profile
+        assert_equal 1 [mp_shared_maps]
+        r bgsave cancel
+        waitForBgsave r
+        r config set rdb-key-save-delay 0
+        assert_equal 0 [mp_shared_maps]
+        mp_profile
+        assert_equal ok [mp_info rdb_stats_status]
+        assert_equal 0 [mp_shared_maps]
+    }
+
+    test {A failed fork releases the report region (BGSAVE STAT_MEMORY, MEMORY PROFILE START)} {
+        set lines [count_log_lines 0]
+        r config set memory-profile-report-fault 11
+        assert_error {ERR*} {r bgsave stat_memory}
+        assert_equal 0 [mp_shared_maps]
+        assert_error {*Can't start a memory profile: fork: *} {r memory profile start}
+        assert_equal 0 [mp_shared_maps]
+        r config set memory-profile-report-fault 0
+        assert_equal err [s rdb_last_bgsave_status]
+        assert_equal err [mp_info rdb_stats_status]
+        assert_equal 0 [mp_info rdb_stats_in_progress]
+        verify_log_message 0 "*RDB memory profile not published: the fork failed: *" $lines
+        # The next ones fork and publish.
+        mp_profile
+        assert_equal ok [s rdb_last_bgsave_status]
+        assert_equal ok [mp_info rdb_stats_status]
+        assert_equal 0 [mp_shared_maps]
+    }
+
+    test {Without a report region BGSAVE STAT_MEMORY saves without a profile, and says so} {
+        set digest [r debug digest]
+        set prev [mp_info_dict]
+        set count [mp_log_count]
+        set lines [count_log_lines 0]
+        file delete $rdb
+        r config set memory-profile-report-fault 10
+        assert_equal {Background saving started} [r bgsave stat_memory]
+        waitForBgsave r
+        r config set memory-profile-report-fault 0
+        assert_equal ok [s rdb_last_bgsave_status]
+        assert {[file exists $rdb]}
+        mp_assert_not_published $prev $count
+        verify_log_message 0 "*RDB memory profile not published: its report region of * bytes could not be mapped: *" $lines
+        verify_log_message 0 "*Background save goes on without a memory profile*" $lines
+        r debug reload
+        assert_equal $digest [r debug digest]
+    } {} {needs:debug}
+
+    test {Without a report region MEMORY PROFILE START errs} {
+        mp_profile
+        set prev [mp_info_dict]
+        set count [mp_log_count]
+        r config set memory-profile-report-fault 10
+        assert_error {*Can't start a memory profile: its report region of * bytes could not be mapped*} {r memory profile start}
+        r config set memory-profile-report-fault 0
+        mp_assert_not_published $prev $count
+    }
+
+    test {Without a childinfo pipe the save succeeds; the profile is not published, and the log says why} {
+        set digest [r debug digest]
+        mp_profile
+        foreach cmd {{bgsave stat_memory} {memory profile start}} {
+            set prev [mp_info_dict]
+            set count [mp_log_count]
+            set lines [count_log_lines 0]
+            file delete $rdb
+            r config set memory-profile-report-fault 9
+            r {*}$cmd
+            waitForBgsave r
+            wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
+            r config set memory-profile-report-fault 0
+            if {$cmd eq {bgsave stat_memory}} {
+                assert_equal ok [s rdb_last_bgsave_status]
+                assert {[file exists $rdb]}
+            } else {
+                assert {![file exists $rdb]}
+            }
+            mp_assert_not_published $prev $count
+            verify_log_message 0 "*the report could not be announced to the parent: there is no childinfo pipe*" $lines
+            verify_log_message 0 "*RDB memory profile not published: the child's report did not arrive*" $lines
+        }
+        r debug reload
+        assert_equal $digest [r debug digest]
+    } {} {needs:debug}
+}
+
 start_server {overrides {save "" enable-debug-command yes hide-user-data-from-log yes}} {
     test {ACL: a user without @admin cannot start a profile} {
         r acl setuser noadmin on nopass +@all -@admin

@@ -141,6 +141,33 @@ start_server {overrides {save "" appendonly no enable-debug-command yes latency-
         verify_log_message 0 "*killed: BGSAVE was asked for*" 0
     }
 
+    test {A profile-only child that finished before a BGSAVE came is published, not killed} {
+        set count [mp_log_count]
+        set killed [count_log_message 0 "killed: BGSAVE was asked for"]
+        set lines [count_log_lines 0]
+        assert_equal err [mp_info rdb_stats_status]
+        # One write: the server runs the three commands back to back without
+        # turning its event loop, so nothing reaps the child in between. It
+        # walks its keys in milliseconds and exits during the sleep; BGSAVE
+        # finds it exited and not reaped.
+        set rd [valkey_deferring_client]
+        $rd write [format_command memory profile start][format_command debug sleep 1][format_command bgsave]
+        $rd flush
+        assert_equal {Memory profiling started} [$rd read]
+        assert_equal OK [$rd read]
+        assert_equal {Background saving started} [$rd read]
+        $rd close
+        waitForBgsave r
+        assert_equal ok [s rdb_last_bgsave_status]
+        # Published before the save started: a whole profile, of the START.
+        assert_equal ok [mp_info rdb_stats_status]
+        assert_equal profile [mp_info rdb_stats_source]
+        assert_equal [expr {$count + 1}] [mp_log_count]
+        assert_equal [expr {[r dbsize] + 1}] [mp_info rdb_stats_keys]
+        assert_equal $killed [count_log_message 0 "killed: BGSAVE was asked for"]
+        verify_log_message 0 "*Memory profiling child * had finished when BGSAVE was asked for: its profile is published*" $lines
+    } {} {needs:debug}
+
     test {BGREWRITEAOF during a profile-only child proceeds at once} {
         mp_start_slow_profile_only
         assert_equal {Background append only file rewriting started} [r bgrewriteaof]
@@ -290,6 +317,60 @@ start_server {overrides {save "" appendonly no enable-debug-command yes latency-
         }
         r config set memory-profile-interval 0
     }
+}
+
+# After three failed rewrites upstream limits automatic AOF rewrites
+# (aofRewriteLimited()): a rewrite that is due does not run, so it must not
+# kill profile-only children either.
+start_server {overrides {save "" appendonly yes enable-debug-command yes}} {
+    test {While AOF rewrites are limited, a profile-only child completes} {
+        r debug populate 1000
+        r bgrewriteaof
+        waitForBgrewriteaof r
+        set base [s aof_base_size]
+        r config set auto-aof-rewrite-min-size 1024
+        r config set auto-aof-rewrite-percentage 100
+        r config set rdb-key-save-delay 10000000
+        for {set i 0} {$i < 3} {incr i} {
+            r bgrewriteaof
+            wait_for_condition 100 10 {[get_child_pid 0] ne ""} else { fail "no rewrite child" }
+            catch {exec kill -9 [get_child_pid 0]}
+            waitForBgrewriteaof r
+        }
+        assert_equal 3 [s aof_rewrites_consecutive_failures]
+        # The AOF more than doubles: a rewrite is due, and limited.
+        r set grow [string repeat x [expr {2 * $base}]]
+        wait_for_condition 100 50 {[count_log_message 0 "triggered the limit"] == 1} else {
+            fail "automatic rewrites were not limited"
+        }
+        # 1001 keys at 1 ms each: the child walks for a second, ten cron ticks.
+        r config set rdb-key-save-delay 1000
+        set count [mp_log_count]
+        assert_equal {Memory profiling started} [r memory profile start]
+        r config set rdb-key-save-delay 0
+        wait_for_condition 100 100 {[mp_info rdb_stats_in_progress] == 0} else { fail "profile-only child still running" }
+        assert_equal ok [mp_info rdb_stats_status]
+        assert_equal profile [mp_info rdb_stats_source]
+        assert_equal [expr {$count + 1}] [mp_log_count]
+        assert_equal 1001 [mp_info rdb_stats_keys]
+        assert_equal 0 [count_log_message 0 "Memory profiling child .* killed"]
+        assert_equal 0 [s aof_rewrite_in_progress]
+        assert_equal 3 [s aof_rewrites_consecutive_failures]
+        # memory-profile-interval completes too (it would never, were its
+        # children killed for the rewrite that does not run).
+        set last [mp_info rdb_stats_last_time]
+        r config set rdb-key-save-delay 1000
+        r config set memory-profile-interval 1
+        wait_for_condition 100 100 {[mp_info rdb_stats_last_time] > $last} else { fail "no scheduled profile" }
+        r config set memory-profile-interval 0
+        r config set rdb-key-save-delay 0
+        wait_for_condition 100 100 {[mp_info rdb_stats_in_progress] == 0} else { fail "profile-only child still running" }
+        r config set auto-aof-rewrite-percentage 0
+        assert_equal ok [mp_info rdb_stats_status]
+        assert_equal profile [mp_info rdb_stats_source]
+        assert_equal 0 [count_log_message 0 "Memory profiling child .* killed"]
+        assert_equal 1 [count_log_message 0 "triggered the limit"]
+    } {} {needs:debug}
 }
 
 start_server {tags {"repl"} overrides {save "" enable-debug-command yes}} {
