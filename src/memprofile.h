@@ -33,11 +33,9 @@ struct serverObject;
 struct client;
 
 /* Signature of the per-key callback rdb.c keeps in a file-static pointer,
- * called by rdbSaveKeyValuePair() after rdbSaveObject() with the bytes of
- * the elements rdbSaveObject()'s loops sized (set, sorted set and hash
- * elements of the non-compact encodings), so that large collections are not
- * walked twice. */
-typedef void (*rdbKeyMemStatFn)(struct serverObject *o, int dbid, size_t element_bytes);
+ * called by rdbSaveKeyValuePair() after rdbSaveObject(). It sizes the value
+ * with the walk a profile-only child uses (memprofObjectBytes()). */
+typedef void (*rdbKeyMemStatFn)(struct serverObject *o, int dbid);
 
 /* --- Parent side ------------------------------------------------------- */
 
@@ -48,8 +46,8 @@ int memprofIsStatMemoryArg(const char *arg);
  * the request lives exactly as long as that schedule. */
 void memprofScheduleRequest(int rdbflags);
 /* BGSAVE STAT_MEMORY while another child runs. */
-#define MEMPROF_ERR_CHILD_ACTIVE                                                                                     \
-    "Another child process is active (AOF?): can't BGSAVE STAT_MEMORY right now. SCHEDULE cannot be combined "     \
+#define MEMPROF_ERR_CHILD_ACTIVE                                                                                    \
+    "Another child process is active (AOF?): can't BGSAVE STAT_MEMORY right now. SCHEDULE cannot be combined "      \
     "with STAT_MEMORY: retry when the child is done, send BGSAVE STAT_MEMORY inside MULTI/EXEC to run it then, or " \
     "set rdb-save-stat-memory yes and use BGSAVE SCHEDULE."
 /* rdbSaveBackground(): the flags a background save really runs with. */
@@ -90,10 +88,5 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags);
 /* rdbSaveBackground(), child, after a successful save: send the profile. */
 void memprofChildSend(void);
 
-/* Element sizes for rdbSaveObject()'s loops: a set element, a skiplist node
- * with its element. (Hash entries use hashTypeEntryMemUsage().) */
-size_t memprofSdsBytes(sds s);
-struct zskiplistNode;
-size_t memprofZslNodeBytes(struct zskiplistNode *zn);
 
 #endif

@@ -28,10 +28,10 @@ static struct {
     unsigned long long top_floor[MPT_TYPES]; /* A key must be larger to enter. */
     unsigned char encoding_of[16][16];       /* memprofEncodingOf() by type, encoding. */
     memprofPrefixes *prefixes[MEMPROF_PREFIX_DEPTH_MAX];
-    int depth;                   /* Prefix depths counted. */
+    int depth;                    /* Prefix depths counted. */
     unsigned char delimiter[256]; /* 1 for the delimiter bytes. */
     int single_delimiter;         /* The delimiter when there is one, else -1. */
-    long long now_ms;            /* The fork instant, for TTLs. */
+    long long now_ms;             /* The fork instant, for TTLs. */
 } child;
 
 static int memprofTtlBucket(long long ttl_ms) {
@@ -101,10 +101,10 @@ static void memprofAccountPrefixes(sds key, unsigned long long bytes) {
     if (start == 0) memprofPrefixesAdd(child.prefixes[0], "", 0, memprofHashPrefix("", 0), bytes);
 }
 
-static void memprofAccountKey(robj *o, int dbid, size_t element_bytes) {
+static void memprofAccountKey(robj *o, int dbid) {
     int enc = child.encoding_of[o->type][o->encoding];
     int type = memprofEncodings[enc].type;
-    unsigned long long bytes = memprofValueBytes(o, dbid) + element_bytes;
+    unsigned long long bytes = memprofObjectBytes(o, dbid);
     memprofFigures *f = &child.f;
 
     f->enc[enc].keys++;
@@ -258,12 +258,7 @@ int memprofProfileChildMain(void) {
             if (head == tail) break;
             if (tail - head > MEMPROF_VALUE_AHEAD) memprofPrefetchValue(ring[(head + MEMPROF_VALUE_AHEAD) & (MEMPROF_PIPELINE - 1)]);
             robj *o = ring[head++ & (MEMPROF_PIPELINE - 1)];
-            /* Only hashtable sets and hashes and skiplist zsets have elements
-             * sized apart from their value. */
-            size_t element_bytes = o->encoding == OBJ_ENCODING_HASHTABLE || o->encoding == OBJ_ENCODING_SKIPLIST
-                                       ? memprofElementBytes(o)
-                                       : 0;
-            account(o, j, element_bytes);
+            account(o, j);
             if ((keys++ & 1023) == 0) {
                 long long now = mstime();
                 if (now - info_updated >= 1000) {
@@ -300,11 +295,13 @@ void memprofChildSend(void) {
               memprofChildStateBytes());
     if (server.memory_profile_report_fault)
         len = memprofTransportDamage(region, len, server.memory_profile_report_fault);
-    if (server.memory_profile_report_delay) debugDelay(server.memory_profile_report_delay);
     /* The save's success does not depend on the profile's transport: without
      * the announce the parent publishes nothing and says so. */
     if (sendChildInfoAnnounce(CHILD_INFO_TYPE_MEMORY_PROFILE, len) != C_OK) {
         serverLog(LL_WARNING, "Memory profile: the report could not be announced to the parent: %s",
                   server.child_info_pipe[1] == -1 ? "there is no childinfo pipe" : strerror(errno));
     }
+    /* Tests: the child lives on after its announce, which the parent's
+     * periodic drain of the pipe then reads before the child's exit. */
+    if (server.memory_profile_report_delay) debugDelay(server.memory_profile_report_delay);
 }

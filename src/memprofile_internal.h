@@ -42,11 +42,18 @@ enum {
     MPE_COUNT
 };
 
-enum { MPT_STRING, MPT_LIST, MPT_SET, MPT_ZSET, MPT_HASH, MPT_STREAM, MPT_MODULE, MPT_TYPES };
+enum { MPT_STRING,
+       MPT_LIST,
+       MPT_SET,
+       MPT_ZSET,
+       MPT_HASH,
+       MPT_STREAM,
+       MPT_MODULE,
+       MPT_TYPES };
 
 extern const char *memprofTypeNames[MPT_TYPES];
 typedef struct memprofEncodingInfo {
-    const char *name; /* Also the INFO field stem: rdb_stats_<name>_keys. */
+    const char *name;     /* Also the INFO field stem: rdb_stats_<name>_keys. */
     const char *encoding; /* OBJECT ENCODING's name. */
     int type;             /* MPT_* */
 } memprofEncodingInfo;
@@ -96,7 +103,7 @@ typedef struct memprofFigures {
 } memprofFigures;
 
 typedef struct memprofTopKey {
-    sds name;                /* Cut to MEMPROF_KEY_NAME_MAX bytes. */
+    sds name;                    /* Cut to MEMPROF_KEY_NAME_MAX bytes. */
     unsigned long long name_len; /* The whole name's length. */
     int db;
     int encoding; /* MPE_* */
@@ -138,8 +145,11 @@ void memprofTotals(const memprofFigures *f, unsigned long long *keys, unsigned l
 void memprofTypeTotals(const memprofFigures *f, memprofCount types[MPT_TYPES]);
 
 /* The published state (memprofile.c). */
-enum { MEMPROF_STATUS_NONE, MEMPROF_STATUS_OK, MEMPROF_STATUS_ERR };
-enum { MEMPROF_SOURCE_BGSAVE, MEMPROF_SOURCE_PROFILE };
+enum { MEMPROF_STATUS_NONE,
+       MEMPROF_STATUS_OK,
+       MEMPROF_STATUS_ERR };
+enum { MEMPROF_SOURCE_BGSAVE,
+       MEMPROF_SOURCE_PROFILE };
 extern const char *memprofStatusNames[];
 extern const char *memprofSourceNames[];
 /* The process and its allocator at the fork instant (the parent's view),
@@ -180,11 +190,11 @@ const char *memprofSourceName(const memprofPublished *pub);
 /* What the parent records at the fork of a profiling child, published with
  * its profile. */
 typedef struct memprofForkInstant {
-    int source;             /* MEMPROF_SOURCE_* */
-    time_t time;            /* Unix time of the fork. */
-    long long mstime;       /* The same in ms, for the duration. */
-    size_t used_memory;     /* used_memory at the fork. */
-    memprofMemoryView mem;  /* The process at the fork. */
+    int source;            /* MEMPROF_SOURCE_* */
+    time_t time;           /* Unix time of the fork. */
+    long long mstime;      /* The same in ms, for the duration. */
+    size_t used_memory;    /* used_memory at the fork. */
+    memprofMemoryView mem; /* The process at the fork. */
 } memprofForkInstant;
 /* The end of a profile in flight (memprofile_run.c): a whole, validated
  * profile (taken over) is published; a profile that could not be taken
@@ -238,8 +248,7 @@ size_t memprofHistoryLength(void);
 const memprofSummary *memprofHistoryGet(size_t i);
 
 /* Sizes (memprofile_size.c). */
-size_t memprofValueBytes(robj *o, int dbid);
-size_t memprofElementBytes(robj *o);
+size_t memprofObjectBytes(robj *o, int dbid);
 int memprofEncodingOf(robj *o);
 unsigned long long memprofElements(robj *o);
 
@@ -250,8 +259,7 @@ memprofTopKeys *memprofTopKeysCreate(size_t capacity);
 void memprofTopKeysFree(memprofTopKeys *t);
 /* Keeps the key when it is among the 'capacity' largest so far. Returns the
  * floor: the size a key must exceed to enter from now on. */
-unsigned long long memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes,
-                                       long long ttl_ms);
+unsigned long long memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes, long long ttl_ms);
 unsigned long long memprofTopKeysFloor(const memprofTopKeys *t);
 size_t memprofTopKeysCount(const memprofTopKeys *t);
 size_t memprofTopKeysBytes(const memprofTopKeys *t);
@@ -264,8 +272,7 @@ void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint
 size_t memprofPrefixesCount(const memprofPrefixes *s);
 size_t memprofPrefixesBytes(const memprofPrefixes *s);
 /* Row i (any order) with its keys, bytes and error bound. */
-void memprofPrefixesGet(const memprofPrefixes *s, size_t i, const char **prefix, size_t *len,
-                        unsigned long long *keys, unsigned long long *bytes, unsigned long long *error_bytes);
+void memprofPrefixesGet(const memprofPrefixes *s, size_t i, const char **prefix, size_t *len, unsigned long long *keys, unsigned long long *bytes, unsigned long long *error_bytes);
 
 /* The profile-only child's walk (memprofile_child.c); returns the exit code. */
 int memprofProfileChildMain(void);
@@ -294,9 +301,7 @@ sds memprofRegionMap(memprofRegion *r);
 void memprofRegionUnmap(memprofRegion *r);
 /* Child: encode the profile into the shared region. Returns the length, or
  * 0 when it does not fit. */
-size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs,
-                             size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth,
-                             const memprofIndexed *slots, size_t nslots);
+size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth, const memprofIndexed *slots, size_t nslots);
 size_t memprofTransportDamage(const memprofRegion *region, size_t len, int fault);
 /* Parent: decode and validate 'len' bytes of the region. NULL when invalid,
  * with a reason in *why. */

@@ -31,7 +31,7 @@ static inline size_t memprofClassSize(void *ptr, size_t request) {
  * headers do not record the allocation; elements are made by sdsnewlen()
  * with a request of header + length + terminator and never shortened in
  * place, so the request gives the size. */
-size_t memprofSdsBytes(sds s) {
+static size_t memprofSdsBytes(sds s) {
     if (sdsType(s) == SDS_TYPE_5) return memprofClassSize(sdsAllocPtr(s), sdslen(s) + 2);
     return sdsAllocSize(s);
 }
@@ -44,7 +44,7 @@ static size_t memprofStringValueBytes(sds s) {
     return sdsAllocSize(s);
 }
 
-size_t memprofZslNodeBytes(zskiplistNode *zn) {
+static size_t memprofZslNodeBytes(zskiplistNode *zn) {
     /* The height of a node is kept in its level 0 span (see server.h). */
     size_t request = sizeof(*zn) + zn->level[0].span * sizeof(struct zskiplistLevel);
     return memprofClassSize(zn, request) + memprofSdsBytes(zn->ele);
@@ -86,7 +86,7 @@ static size_t memprofQuicklistBytes(quicklist *ql) {
     return bytes;
 }
 
-/* The skiplist's structures; its nodes are sized by the save loop. */
+/* The skiplist's structures; its nodes are elements (memprofElementBytes()). */
 static size_t memprofZsetBytes(zset *zs) {
     return zmalloc_size(zs) + memprofHashtableBytes(zs->ht) + zmalloc_size(zs->zsl) + zmalloc_size(zs->zsl->header);
 }
@@ -125,10 +125,11 @@ static size_t memprofStreamBytes(stream *s) {
     return bytes;
 }
 
-/* Everything a value owns but the elements rdbSaveObject()'s loops size
+/* Everything a value owns but its elements of the non-compact encodings
  * (set elements of the hashtable encoding, skiplist nodes, hash entries of
- * the hashtable encoding). Module values report through mem_usage. */
-size_t memprofValueBytes(robj *o, int dbid) {
+ * the hashtable encoding: memprofElementBytes()). Module values report
+ * through mem_usage. */
+static size_t memprofValueBytes(robj *o, int dbid) {
     size_t bytes = memprofHeaderBytes(o);
     if (o->type == OBJ_MODULE) {
         robj keyobj;
@@ -167,10 +168,10 @@ int memprofEncodingOf(robj *o) {
     }
 }
 
-/* The elements rdbSaveObject()'s loops size while saving (set members of
- * the hashtable encoding, skiplist nodes, hash entries of the hashtable
- * encoding), for a profile-only child, which does not save. */
-size_t memprofElementBytes(robj *o) {
+/* The elements of the non-compact encodings, one allocation each: set
+ * members of the hashtable encoding, skiplist nodes, hash entries of the
+ * hashtable encoding. */
+static size_t memprofElementBytes(robj *o) {
     size_t bytes = 0;
     void *next;
     hashtableIterator it;
@@ -185,6 +186,17 @@ size_t memprofElementBytes(robj *o) {
         while (hashtableNext(&it, &next)) bytes += hashTypeEntryMemUsage(next);
         hashtableResetIterator(&it);
     }
+    return bytes;
+}
+
+/* A key's exact bytes: its value and every element. The one sizing walk,
+ * for the save child (through rdb.c's callback) and the profile-only child
+ * alike. */
+size_t memprofObjectBytes(robj *o, int dbid) {
+    size_t bytes = memprofValueBytes(o, dbid);
+    /* Only hashtable sets and hashes and skiplist zsets have elements sized
+     * apart from their value. */
+    if (o->encoding == OBJ_ENCODING_HASHTABLE || o->encoding == OBJ_ENCODING_SKIPLIST) bytes += memprofElementBytes(o);
     return bytes;
 }
 

@@ -174,19 +174,30 @@ start_server {overrides {save "" enable-debug-command yes appendonly no}} {
         assert_equal 0 [mp_info rdb_stats_in_progress]
     }
 
-    test {A profile record read by the parent's periodic drain before its payload arrives} {
+    test {A report announced while the child still runs is published once, after the child's exit, whole} {
         mp_wait_no_child
-        # The child waits 1.5 seconds between the record announcing the report
-        # and the report: the parent drains the childinfo pipe once a second
-        # while a child runs, so it reads the record alone and the payload in
-        # a later drain.
+        # The child writes its report into the shared region, announces it on
+        # the childinfo pipe, then lives on for 1.5 seconds: the parent
+        # drains the pipe once a second while a child runs, so it reads the
+        # announce before the child exits. Nothing may be published before
+        # the exit status says the save succeeded.
         if {[catch {r config set memory-profile-report-delay 1500000} err]} {
             fail "memory-profile-report-delay: $err"
         }
         set count [mp_log_count]
+        set prev [mp_info rdb_stats_last_time]
         set start [clock milliseconds]
-        mp_profile
+        assert_equal {Background saving started} [r bgsave stat_memory]
         r config set memory-profile-report-delay 0
+        # While the child lives (it was forked with the delay): in progress,
+        # nothing published.
+        after 1200
+        assert_equal 1 [s rdb_bgsave_in_progress]
+        assert_equal 1 [mp_info rdb_stats_in_progress]
+        assert_equal $count [mp_log_count]
+        assert_equal $prev [mp_info rdb_stats_last_time]
+        waitForBgsave r
+        wait_for_condition 200 50 {[mp_info rdb_stats_in_progress] == 0} else { fail "profiling save still in progress" }
         assert_morethan_equal [expr {[clock milliseconds] - $start}] 1500
         assert_equal ok [mp_info rdb_stats_status]
         assert_equal [expr {$count + 1}] [mp_log_count]
