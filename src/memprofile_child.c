@@ -34,6 +34,14 @@ static struct {
     long long now_ms;             /* The fork instant, for TTLs. */
 } child;
 
+/* The report region of the profile in flight, set by memprofile_run.c in the
+ * parent before the fork: the child, a copy of the parent, writes there. */
+static const memprofRegion *child_region;
+
+void memprofChildUseRegion(const memprofRegion *region) {
+    child_region = region;
+}
+
 static int memprofTtlBucket(long long ttl_ms) {
     if (ttl_ms <= 0) return MEMPROF_TTL_EXPIRED;
     if (ttl_ms <= 3600LL * 1000) return MEMPROF_TTL_1H;
@@ -282,7 +290,7 @@ void memprofChildSend(void) {
     size_t ndbs, nslots = 0;
     memprofIndexed *dbs = memprofNonEmpty(child.dbs, server.dbnum, &ndbs);
     memprofIndexed *slots = child.slots ? memprofNonEmpty(child.slots, CLUSTER_SLOTS, &nslots) : NULL;
-    const memprofRegion *region = memprofRunRegion();
+    const memprofRegion *region = child_region;
     size_t len = memprofTransportWrite(region, &child.f, dbs, ndbs, child.topkeys, child.prefixes, child.depth,
                                        slots, nslots);
     zfree(dbs);

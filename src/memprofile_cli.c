@@ -105,27 +105,6 @@ long long mpMstime(void) {
     return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* 1234567 -> "1.18M"; exact figures are printed next to it. Not
- * valkey-cli.c's bytesToHuman(): it writes nothing from 1 TiB up. */
-const char *mpHuman(long long n, char *buf, size_t len) {
-    const char *units = "BKMGTP";
-    double d = (double)n;
-    int u = 0;
-    while (d >= 1024 && u < 5) {
-        d /= 1024;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, len, "%lldB", n);
-    else
-        snprintf(buf, len, "%.2f%c", d, units[u]);
-    return buf;
-}
-
-double mpPct(long long part, long long whole) {
-    return whole ? 100.0 * (double)part / (double)whole : 0.0;
-}
-
 /* The value of 'name' in an INFO reply, or NULL; copied into buf. Not
  * valkey-cli.c's getInfoField(): static, and it matches 'name' anywhere. */
 static const char *mpInfoField(const char *info, const char *name, char *buf, size_t len) {
@@ -222,11 +201,6 @@ static redisReply *mpCommand(redisContext *c, sds *err, const char *fmt, ...) {
         return NULL;
     }
     return r;
-}
-
-/* qsort() of a list that may be empty (and NULL). */
-void mpSort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
-    if (n > 1) qsort(base, n, size, cmp);
 }
 
 /* ------------------------------------------------------------------------

@@ -5,11 +5,13 @@
  */
 
 /* What the files of valkey-cli --memprofile share among themselves
- * (memprofile_cli.h is what valkey-cli.c sees):
+ * (memprofile_cli.h is what valkey-cli.c sees). Each calls only files above
+ * it in this list, so that there is no cycle:
  *
- *   memprofile_cli.c          options, helpers, parsing the report, talking
- *                             to one node, the progress bar, --memprofile
- *   memprofile_cli_output.c   the report as JSON and as text
+ *   memprofile_cli_output.c   sizes and shares as text, sorting; the report
+ *                             as JSON and as text
+ *   memprofile_cli.c          options, parsing the report, talking to one
+ *                             node, the progress bar, --memprofile
  *   memprofile_cli_cluster.c  --cluster memprofile: merge, skew, moves
  */
 

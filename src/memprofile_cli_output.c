@@ -9,9 +9,41 @@
  * A merged cluster report names the node of each top key. */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "memprofile_cli_internal.h"
+
+/* ------------------------------------------------------------------------
+ * Formatting helpers (also used by memprofile_cli.c and _cli_cluster.c,
+ * which lie above this file)
+ * --------------------------------------------------------------------- */
+
+/* 1234567 -> "1.18M"; exact figures are printed next to it. Not
+ * valkey-cli.c's bytesToHuman(): it writes nothing from 1 TiB up. */
+const char *mpHuman(long long n, char *buf, size_t len) {
+    const char *units = "BKMGTP";
+    double d = (double)n;
+    int u = 0;
+    while (d >= 1024 && u < 5) {
+        d /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%lldB", n);
+    else
+        snprintf(buf, len, "%.2f%c", d, units[u]);
+    return buf;
+}
+
+double mpPct(long long part, long long whole) {
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+/* qsort() of a list that may be empty (and NULL). */
+void mpSort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
+    if (n > 1) qsort(base, n, size, cmp);
+}
 
 /* ------------------------------------------------------------------------
  * Output: JSON

@@ -5,15 +5,18 @@
  */
 
 /* What the memory profiling files share among themselves (memprofile.h is
- * what upstream files see):
+ * what upstream files see). The files form layers: each calls only files
+ * above it in this list, so that there is no cycle.
  *
+ *   memprofile_tables.c     names and totals every file shares
  *   memprofile_size.c       exact allocator sizes of values
- *   memprofile_child.c      the save child's per-key accounting
  *   memprofile_summary.c    bounded summaries: top keys, prefixes
- *   memprofile_transport.c  the report from child to parent
- *   memprofile_run.c        the profile in flight: prepared, forked, ended
- *   memprofile.c            the parent's state: requests, publication, log
+ *   memprofile_transport.c  the report from child to parent: region, encoding, checks
+ *   memprofile_child.c      the child's per-key accounting and walk
+ *   memprofile.c            the published state: last profile, status, history
  *   memprofile_reply.c      the log lines, INFO rdb_stats, MEMORY DOCTOR
+ *   memprofile_run.c        which saves profile, the profile in flight (prepared,
+ *                           forked, ended), profile-only children, the interval
  *   memprofile_command.c    MEMORY PROFILE
  */
 
@@ -183,6 +186,8 @@ typedef struct memprofPublished {
     memprofMemoryView mem;      /* The process at the fork. */
 } memprofPublished;
 const memprofPublished *memprofGetPublished(void);
+/* memprofile_run.c: a profiling child runs (INFO's rdb_stats_in_progress). */
+void memprofSetInProgress(int on);
 /* What took the published profile, "none" before the first one: INFO
  * rdb_stats and MEMORY PROFILE REPORT say the same. */
 const char *memprofSourceName(const memprofPublished *pub);
@@ -213,12 +218,6 @@ void memprofNotPublished(const char *why);
  * sds the caller frees) when the region cannot be mapped; the status is err
  * then, with the reason in the log. */
 int memprofRunPrepare(int source, sds *err);
-/* A profiling child runs (INFO's rdb_stats_in_progress). */
-int memprofRunInProgress(void);
-/* The child's view of its report region. */
-const struct memprofRegion *memprofRunRegion(void);
-/* The last start of a profile-only child (or attempt to), for the interval. */
-time_t memprofRunLastAttempt(void);
 /* MEMORY PROFILE START: fork a profile-only child. C_ERR with *err set (an
  * sds the caller frees) when it could not start. */
 int memprofStartProfile(sds *err);
@@ -276,6 +275,9 @@ void memprofPrefixesGet(const memprofPrefixes *s, size_t i, const char **prefix,
 
 /* The profile-only child's walk (memprofile_child.c); returns the exit code. */
 int memprofProfileChildMain(void);
+/* The region the child writes its report into (set before the fork). */
+struct memprofRegion;
+void memprofChildUseRegion(const struct memprofRegion *region);
 
 /* The report (memprofile_transport.c). The parent maps a shared region
  * before the fork; the child writes the report there and announces its

@@ -42,23 +42,13 @@ static struct {
     time_t last_attempt;   /* Last profile-only child started, for the interval. */
     int reaping;           /* memprofReapTimer() is scheduled. */
     int scheduled;         /* MEMORY PROFILE START inside MULTI/EXEC waits for serverCron. */
+    int save_scheduled;    /* The pending scheduled BGSAVE asked for a profile. */
 } run;
-
-int memprofRunInProgress(void) {
-    return run.state == MEMPROF_RUN_FORKED;
-}
-
-const memprofRegion *memprofRunRegion(void) {
-    return &run.region;
-}
-
-time_t memprofRunLastAttempt(void) {
-    return run.last_attempt;
-}
 
 /* Any state -> idle. */
 static void memprofRunRelease(void) {
     memprofRegionUnmap(&run.region);
+    memprofSetInProgress(0);
     run.state = MEMPROF_RUN_IDLE;
     run.pid = -1;
     run.announced = 0;
@@ -87,6 +77,8 @@ int memprofRunPrepare(int source, sds *err) {
     }
     run.state = MEMPROF_RUN_PREPARED;
     run.at.source = source;
+    /* The child (a copy of this process) writes its report there. */
+    memprofChildUseRegion(&run.region);
     return C_OK;
 }
 
@@ -136,6 +128,7 @@ static void memprofRunForked(pid_t childpid) {
         return;
     }
     run.state = MEMPROF_RUN_FORKED;
+    memprofSetInProgress(1);
     run.pid = childpid;
     run.announced = 0;
     /* openChildInfoPipe() failed: the child has nothing to announce on. */
@@ -171,9 +164,10 @@ static void memprofRunEnd(int exitcode, int bysignal, const char *killed) {
         p = memprofTransportRead(&run.region, run.announced, &why);
     memprofForkInstant at = run.at;
     memprofRunRelease();
-    if (p)
+    if (p) {
         memprofPublish(p, &at);
-    else
+        memprofLogProfile(p);
+    } else
         memprofNotPublished(why ? why : "the child's report is malformed");
     sdsfree(reason);
 }
@@ -204,6 +198,59 @@ void memprofReportAnnounced(size_t len) {
 
 void memprofSaveDone(int exitcode, int bysignal) {
     memprofRunEnd(exitcode, bysignal, NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Which saves profile, and when the interval starts a profile-only child
+ * --------------------------------------------------------------------- */
+
+int memprofIsStatMemoryArg(const char *arg) {
+    return !strcasecmp(arg, "stat_memory");
+}
+
+void memprofScheduleRequest(int rdbflags) {
+    /* One schedule serves every BGSAVE sent while it is pending: it profiles
+     * when any of them asked. A schedule that is no longer pending (it ran,
+     * or was cancelled) carries nothing over to the next one. */
+    run.save_scheduled = (rdbflags & RDBFLAGS_STAT_MEMORY) || (run.save_scheduled && server.rdb_bgsave_scheduled);
+}
+
+int memprofSaveFlags(int rdbflags) {
+    if (rdbflags & (RDBFLAGS_REPLICATION | RDBFLAGS_AOF_PREAMBLE)) return rdbflags & ~RDBFLAGS_STAT_MEMORY;
+    /* The request is honoured while upstream's schedule is pending: a save
+     * whose fork failed leaves it pending, and the retry profiles. */
+    if (server.rdb_save_stat_memory || (run.save_scheduled && server.rdb_bgsave_scheduled)) {
+        rdbflags |= RDBFLAGS_STAT_MEMORY;
+    }
+    /* The child writes its report into a region mapped now, before the
+     * fork. Without one, the save goes on without a profile: the status is
+     * err and the log says why. */
+    sds err = NULL;
+    if ((rdbflags & RDBFLAGS_STAT_MEMORY) && memprofRunPrepare(MEMPROF_SOURCE_BGSAVE, &err) != C_OK) {
+        serverLog(LL_WARNING, "Background save goes on without a memory profile");
+        sdsfree(err);
+        rdbflags &= ~RDBFLAGS_STAT_MEMORY;
+    }
+    return rdbflags;
+}
+
+/* memory-profile-interval (serverCron(), after upstream started what it
+ * wanted to start): a profile-only child when that long has passed since
+ * the last published profile (of any source), and not more often than that
+ * after a failed one. Saves and rewrites that come due later kill it
+ * (memprofChildGivesWay()). */
+void memprofCron(void) {
+    memprofStartScheduled();
+    if (server.memory_profile_interval <= 0 || hasActiveChildProcess()) return;
+    const memprofPublished *pub = memprofGetPublished();
+    time_t last = pub->last ? pub->time : server.stat_starttime;
+    if (run.last_attempt > last) last = run.last_attempt;
+    if (server.unixtime - last < server.memory_profile_interval) return;
+    sds err = NULL;
+    if (memprofStartProfile(&err) != C_OK) {
+        serverLog(LL_WARNING, "Scheduled memory profile not started: %s", err);
+        sdsfree(err);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -282,7 +329,8 @@ void memprofKillChild(const char *why) {
     kill(pid, SIGUSR1);
     /* Reap it now, so that the caller can fork at once. */
     pid_t reaped;
-    while ((reaped = waitpid(pid, &statloc, 0)) == -1 && errno == EINTR);
+    while ((reaped = waitpid(pid, &statloc, 0)) == -1 && errno == EINTR)
+        ;
     if (reaped == pid) {
         if (WIFEXITED(statloc)) exitcode = WEXITSTATUS(statloc);
         if (WIFSIGNALED(statloc)) bysignal = WTERMSIG(statloc);

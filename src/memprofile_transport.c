@@ -153,9 +153,7 @@ static int cmpPrefixRefs(const void *a, const void *b) {
     return 0;
 }
 
-size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs,
-                             size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth,
-                             const memprofIndexed *slots, size_t nslots) {
+size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth, const memprofIndexed *slots, size_t nslots) {
     if (!region->base) return 0;
     writer w = {region->base + sizeof(reportHeader), region->base + region->size, 0};
     reportHeader h = {.version = MEMPROF_VERSION, .figures_size = sizeof(memprofFigures)};
@@ -240,16 +238,16 @@ size_t memprofTransportDamage(const memprofRegion *region, size_t len, int fault
     switch (fault) {
     case 1: body[h->body_len / 2] ^= 0x55; return len; /* Checksum mismatch. */
     case 2: h->ntopkeys = UINT32_MAX; return len;      /* Count past any limit. */
-    case 3: return region->size + 1;                    /* Length past the region. */
-    case 4: h->version++; return len;                   /* Another version. */
-    case 5:                                             /* A db out of range. */
+    case 3: return region->size + 1;                   /* Length past the region. */
+    case 4: h->version++; return len;                  /* Another version. */
+    case 5:                                            /* A db out of range. */
         if (h->ndbs) ((indexedRecord *)dbs)->index = server.dbnum;
         break;
     case 6: /* A name running past the end of the report. */
         if (h->ntopkeys) ((topKeyRecord *)(dbs + h->ndbs * sizeof(indexedRecord)))->name_len = MEMPROF_KEY_NAME_MAX;
         h->ntopkeys = 1;
         break;
-    case 7: ((memprofFigures *)body)->ttl[MEMPROF_TTL_NONE].keys += 1; break; /* Totals disagree. */
+    case 7: ((memprofFigures *)body)->ttl[MEMPROF_TTL_NONE].keys += 1; break;                  /* Totals disagree. */
     case 8: h->nprefixes = MEMPROF_PREFIX_DEPTH_MAX * MEMPROF_PREFIX_CAPACITY_MAX; return len; /* Past the configs. */
     default: return len;
     }
@@ -272,17 +270,6 @@ static int get(reader *r, void *dst, size_t len) {
     memcpy(dst, r->p, len);
     r->p += len;
     return 1;
-}
-
-void memprofProfileFree(memprofProfile *p) {
-    if (!p) return;
-    for (size_t i = 0; i < p->ntopkeys; i++) sdsfree(p->topkeys[i].name);
-    for (size_t i = 0; i < p->nprefixes; i++) sdsfree(p->prefixes[i].prefix);
-    zfree(p->dbs);
-    zfree(p->topkeys);
-    zfree(p->prefixes);
-    zfree(p->slots);
-    zfree(p);
 }
 
 /* Reads 'n' indexed records with indexes below 'limit' into a new array. */
