@@ -221,13 +221,18 @@ start_server {overrides {save "" appendonly no enable-debug-command yes latency-
         r del tx:bgsave tx:profile
     }
 
-    test {A scheduled START waits for the running child; CANCEL unschedules it} {
+    # A slowed BGSAVE, then MEMORY PROFILE START inside MULTI/EXEC: scheduled.
+    proc mp_schedule_start_behind_save {} {
         r config set rdb-key-save-delay 1000
         r bgsave
         mp_stop_slowing
         r multi
         r memory profile start
         assert_equal {{Memory profiling scheduled}} [r exec]
+    }
+
+    test {A scheduled START waits for the running child; CANCEL unschedules it} {
+        mp_schedule_start_behind_save
         assert_equal {Scheduled memory profiling cancelled} [r memory profile cancel]
         assert_error {*No memory profile is in progress*} {r memory profile cancel}
         set forks [s total_forks]
@@ -240,12 +245,7 @@ start_server {overrides {save "" appendonly no enable-debug-command yes latency-
 
         # Scheduled behind a running save, it starts when that ends.
         set count [mp_log_count]
-        r config set rdb-key-save-delay 1000
-        r bgsave
-        mp_stop_slowing
-        r multi
-        r memory profile start
-        assert_equal {{Memory profiling scheduled}} [r exec]
+        mp_schedule_start_behind_save
         assert_equal 1 [s rdb_bgsave_in_progress]
         assert_equal 0 [mp_info rdb_stats_in_progress]
         assert_equal {Background saving cancelled} [r bgsave cancel]
