@@ -24,9 +24,9 @@ static struct {
     memprofFigures f;
     memprofCount *dbs;   /* server.dbnum entries. */
     memprofCount *slots; /* CLUSTER_SLOTS entries, cluster mode only. */
-    memprofTopKeys *topkeys[MPT_TYPES];
-    unsigned long long top_floor[MPT_TYPES]; /* A key must be larger to enter. */
-    unsigned char encoding_of[16][16];       /* memprofEncodingOf() by type, encoding. */
+    memprofTopKeys *topkeys[MEMPROF_TYPE_COUNT];
+    unsigned long long top_floor[MEMPROF_TYPE_COUNT]; /* A key must be larger to enter. */
+    unsigned char encoding_of[16][16];                /* memprofEncodingOf() by type, encoding. */
     memprofPrefixes *prefixes[MEMPROF_PREFIX_DEPTH_MAX];
     int depth;                    /* Prefix depths counted. */
     unsigned char delimiter[256]; /* 1 for the delimiter bytes. */
@@ -182,7 +182,7 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
     memprofMeasureForkInstant(&child.f);
     child.dbs = zcalloc(sizeof(memprofCount) * server.dbnum);
     if (server.cluster_enabled) child.slots = zcalloc(sizeof(memprofCount) * CLUSTER_SLOTS);
-    for (int t = 0; t < MPT_TYPES; t++) {
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         child.topkeys[t] = memprofTopKeysCreate(server.memory_profile_top_keys);
         child.top_floor[t] = server.memory_profile_top_keys ? 0 : ULLONG_MAX;
     }
@@ -208,7 +208,7 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
  * copy-on-write of the parent's pages comes on top). */
 static size_t memprofChildStateBytes(void) {
     size_t bytes = zmalloc_size(child.dbs) + (child.slots ? zmalloc_size(child.slots) : 0);
-    for (int t = 0; t < MPT_TYPES; t++) bytes += memprofTopKeysBytes(child.topkeys[t]);
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) bytes += memprofTopKeysBytes(child.topkeys[t]);
     for (int d = 0; d < child.depth; d++) bytes += memprofPrefixesBytes(child.prefixes[d]);
     return bytes;
 }

@@ -21,7 +21,7 @@
 /* The options of REPORT. */
 typedef struct memprofReportArgs {
     size_t count; /* Cap of each list; SIZE_MAX for all. */
-    int type;     /* MPT_* the top keys are filtered to, -1 for all. */
+    int type;     /* MEMPROF_TYPE_* the top keys are filtered to, -1 for all. */
 } memprofReportArgs;
 
 /* Parse REPORT's options (argv[3] on), in any order, each at most once.
@@ -38,7 +38,7 @@ static int memprofParseReportArgs(client *c, memprofReportArgs *args, long count
             seen_count = 1;
         } else if (!strcasecmp(opt, "type") && more && !seen_type && allow_type) {
             const char *name = c->argv[++j]->ptr;
-            for (int t = 0; t < MPT_TYPES; t++) {
+            for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
                 if (!strcasecmp(name, memprofTypeNames[t])) args->type = t;
             }
             if (args->type == -1) {
@@ -75,10 +75,10 @@ static void memprofReplyField(client *c, const char *name, long long value) {
 
 /* types: every type, with or without keys. */
 static void memprofReplyTypes(client *c, const memprofFigures *f) {
-    memprofCount types[MPT_TYPES];
+    memprofCount types[MEMPROF_TYPE_COUNT];
     memprofTypeTotals(f, types);
-    addReplyMapLen(c, MPT_TYPES);
-    for (int t = 0; t < MPT_TYPES; t++) {
+    addReplyMapLen(c, MEMPROF_TYPE_COUNT);
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         addReplyBulkCString(c, memprofTypeNames[t]);
         memprofReplyCount(c, types[t].keys, types[t].bytes);
     }
@@ -87,8 +87,8 @@ static void memprofReplyTypes(client *c, const memprofFigures *f) {
 /* encodings: the 13 INFO names (module types have no encoding of their own:
  * they are in 'types'). */
 static void memprofReplyEncodings(client *c, const memprofFigures *f) {
-    addReplyMapLen(c, MPE_MODULE);
-    for (int e = 0; e < MPE_MODULE; e++) {
+    addReplyMapLen(c, MEMPROF_ENC_MODULE);
+    for (int e = 0; e < MEMPROF_ENC_MODULE; e++) {
         addReplyBulkCString(c, memprofEncodings[e].name);
         memprofReplyCount(c, f->enc[e].keys, f->enc[e].bytes);
     }
@@ -127,9 +127,9 @@ static int memprofHistogramBuckets(const memprofFigures *f, int t) {
  * would say LLONG_MAX). Not capped by COUNT. */
 static void memprofReplyHistograms(client *c, const memprofFigures *f) {
     int ntypes = 0;
-    for (int t = 0; t < MPT_TYPES; t++) ntypes += memprofHistogramBuckets(f, t) != 0;
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) ntypes += memprofHistogramBuckets(f, t) != 0;
     addReplyMapLen(c, ntypes);
-    for (int t = 0; t < MPT_TYPES; t++) {
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         int nbuckets = memprofHistogramBuckets(f, t);
         if (nbuckets == 0) continue;
         addReplyBulkCString(c, memprofTypeNames[t]);
@@ -145,9 +145,9 @@ static void memprofReplyHistograms(client *c, const memprofFigures *f) {
     }
 }
 
-/* The MPT_* type of a top key, -1 when its encoding is out of range. */
+/* The MEMPROF_TYPE_* type of a top key, -1 when its encoding is out of range. */
 static int memprofTopKeyType(const memprofTopKey *k) {
-    if (k->encoding < 0 || k->encoding >= MPE_COUNT) return -1;
+    if (k->encoding < 0 || k->encoding >= MEMPROF_ENC_COUNT) return -1;
     return memprofEncodings[k->encoding].type;
 }
 

@@ -28,39 +28,39 @@
 
 /* Type/encoding pairs the keyspace can hold: INFO's rdb_stats_<name>_*. */
 enum {
-    MPE_STRING_INT,
-    MPE_STRING_EMBSTR,
-    MPE_STRING_RAW,
-    MPE_LIST_LISTPACK,
-    MPE_LIST_QUICKLIST,
-    MPE_SET_INTSET,
-    MPE_SET_LISTPACK,
-    MPE_SET_HASHTABLE,
-    MPE_ZSET_LISTPACK,
-    MPE_ZSET_SKIPLIST,
-    MPE_HASH_LISTPACK,
-    MPE_HASH_HASHTABLE,
-    MPE_STREAM_STREAM,
-    MPE_MODULE,
-    MPE_COUNT
+    MEMPROF_ENC_STRING_INT,
+    MEMPROF_ENC_STRING_EMBSTR,
+    MEMPROF_ENC_STRING_RAW,
+    MEMPROF_ENC_LIST_LISTPACK,
+    MEMPROF_ENC_LIST_QUICKLIST,
+    MEMPROF_ENC_SET_INTSET,
+    MEMPROF_ENC_SET_LISTPACK,
+    MEMPROF_ENC_SET_HASHTABLE,
+    MEMPROF_ENC_ZSET_LISTPACK,
+    MEMPROF_ENC_ZSET_SKIPLIST,
+    MEMPROF_ENC_HASH_LISTPACK,
+    MEMPROF_ENC_HASH_HASHTABLE,
+    MEMPROF_ENC_STREAM_STREAM,
+    MEMPROF_ENC_MODULE,
+    MEMPROF_ENC_COUNT
 };
 
-enum { MPT_STRING,
-       MPT_LIST,
-       MPT_SET,
-       MPT_ZSET,
-       MPT_HASH,
-       MPT_STREAM,
-       MPT_MODULE,
-       MPT_TYPES };
+enum { MEMPROF_TYPE_STRING,
+       MEMPROF_TYPE_LIST,
+       MEMPROF_TYPE_SET,
+       MEMPROF_TYPE_ZSET,
+       MEMPROF_TYPE_HASH,
+       MEMPROF_TYPE_STREAM,
+       MEMPROF_TYPE_MODULE,
+       MEMPROF_TYPE_COUNT };
 
-extern const char *memprofTypeNames[MPT_TYPES];
+extern const char *memprofTypeNames[MEMPROF_TYPE_COUNT];
 typedef struct memprofEncodingInfo {
     const char *name;     /* Also the INFO field stem: rdb_stats_<name>_keys. */
     const char *encoding; /* OBJECT ENCODING's name. */
-    int type;             /* MPT_* */
+    int type;             /* MEMPROF_TYPE_* */
 } memprofEncodingInfo;
-extern const memprofEncodingInfo memprofEncodings[MPE_COUNT];
+extern const memprofEncodingInfo memprofEncodings[MEMPROF_ENC_COUNT];
 
 /* TTL horizon at the fork: disjoint buckets. */
 enum {
@@ -93,7 +93,7 @@ typedef struct memprofCount {
 /* The figures of every profile. Counters are 64-bit: they would overflow
  * only past 2^64 bytes (16 EiB) or keys, far beyond any addressable heap. */
 typedef struct memprofFigures {
-    memprofCount enc[MPE_COUNT];
+    memprofCount enc[MEMPROF_ENC_COUNT];
     unsigned long long kv_expire;        /* Expires tables. */
     unsigned long long kv_hash_meta;     /* Hash field TTL metadata: none in 8.1. */
     unsigned long long um_kvstore;       /* Keyspace tables, object headers excluded. */
@@ -102,14 +102,14 @@ typedef struct memprofFigures {
     unsigned long long sys_repl_buf;     /* Replication buffer beyond the backlog. */
     unsigned long long sys_repl_backlog; /* Backlog and its index. */
     memprofCount ttl[MEMPROF_TTL_BUCKETS];
-    memprofCount hist[MPT_TYPES][MEMPROF_HIST_BUCKETS];
+    memprofCount hist[MEMPROF_TYPE_COUNT][MEMPROF_HIST_BUCKETS];
 } memprofFigures;
 
 typedef struct memprofTopKey {
     sds name;                    /* Cut to MEMPROF_KEY_NAME_MAX bytes. */
     unsigned long long name_len; /* The whole name's length. */
     int db;
-    int encoding; /* MPE_* */
+    int encoding; /* MEMPROF_ENC_* */
     unsigned long long bytes;
     unsigned long long elements; /* Collection length, string length, stream entries. */
     long long ttl_ms;            /* Left at the fork; -1 for none. */
@@ -145,7 +145,7 @@ typedef struct memprofProfile {
 
 void memprofProfileFree(memprofProfile *p);
 void memprofTotals(const memprofFigures *f, unsigned long long *keys, unsigned long long *bytes);
-void memprofTypeTotals(const memprofFigures *f, memprofCount types[MPT_TYPES]);
+void memprofTypeTotals(const memprofFigures *f, memprofCount types[MEMPROF_TYPE_COUNT]);
 
 /* The published state (memprofile.c). */
 enum { MEMPROF_STATUS_NONE,
@@ -235,7 +235,7 @@ typedef struct memprofSummary {
     int source;
     time_t time;
     size_t used_memory, rss;
-    memprofCount enc[MPE_COUNT];
+    memprofCount enc[MEMPROF_ENC_COUNT];
     memprofCount ttl[MEMPROF_TTL_BUCKETS];
     memprofIndexed *dbs;
     size_t ndbs;

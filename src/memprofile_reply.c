@@ -18,12 +18,12 @@
 void memprofLogProfile(const memprofProfile *p) {
     const memprofFigures *f = &p->f;
     unsigned long long keys, bytes;
-    memprofCount types[MPT_TYPES];
+    memprofCount types[MEMPROF_TYPE_COUNT];
     memprofTotals(f, &keys, &bytes);
     memprofTypeTotals(f, types);
 
     sds line = sdscatprintf(sdsempty(), "RDB object stats: total keys=%llu mem_bytes=%llu |", keys, bytes);
-    for (int t = 0; t < MPT_TYPES; t++) {
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         if (types[t].keys) line = sdscatprintf(line, " %s=%llu/%lluB", memprofTypeNames[t], types[t].keys, types[t].bytes);
     }
     serverLog(LL_NOTICE, "%s", line);
@@ -83,7 +83,7 @@ sds memprofInfoString(sds info) {
     const memprofPublished *pub = memprofGetPublished();
     const memprofFigures *f = pub->last ? &pub->last->f : &memprofNoFigures;
     unsigned long long keys, bytes;
-    memprofCount types[MPT_TYPES];
+    memprofCount types[MEMPROF_TYPE_COUNT];
     memprofTotals(f, &keys, &bytes);
     memprofTypeTotals(f, types);
 
@@ -101,12 +101,12 @@ sds memprofInfoString(sds info) {
                         memprofStatusNames[pub->status], memprofSourceName(pub),
                         pub->in_progress, pub->in_progress ? server.stat_current_save_keys_processed : 0,
                         (long long)pub->time, pub->duration_ms, pub->used_memory, keys, bytes);
-    for (int t = 0; t < MPT_TYPES; t++) {
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         info = sdscatprintf(info, "rdb_stats_%s_keys:%llu\r\nrdb_stats_%s_bytes:%llu\r\n", memprofTypeNames[t],
                             types[t].keys, memprofTypeNames[t], types[t].bytes);
     }
-    for (int s = 0; s < MPE_COUNT; s++) {
-        if (s == MPE_MODULE) continue; /* Already listed as a type. */
+    for (int s = 0; s < MEMPROF_ENC_COUNT; s++) {
+        if (s == MEMPROF_ENC_MODULE) continue; /* Already listed as a type. */
         info = sdscatprintf(info, "rdb_stats_%s_keys:%llu\r\nrdb_stats_%s_bytes:%llu\r\n", memprofEncodings[s].name,
                             f->enc[s].keys, memprofEncodings[s].name, f->enc[s].bytes);
     }
@@ -161,10 +161,10 @@ static sds memprofEncodingAdvice(sds s, const memprofFigures *f, unsigned long l
         int slot;
         const char *what;
     } big[] = {
-        {MPE_HASH_HASHTABLE, "hashes"},
-        {MPE_SET_HASHTABLE, "sets"},
-        {MPE_ZSET_SKIPLIST, "sorted sets"},
-        {MPE_LIST_QUICKLIST, "lists"},
+        {MEMPROF_ENC_HASH_HASHTABLE, "hashes"},
+        {MEMPROF_ENC_SET_HASHTABLE, "sets"},
+        {MEMPROF_ENC_ZSET_SKIPLIST, "sorted sets"},
+        {MEMPROF_ENC_LIST_QUICKLIST, "lists"},
     };
     for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++) {
         int slot = big[i].slot;
@@ -175,24 +175,24 @@ static sds memprofEncodingAdvice(sds s, const memprofFigures *f, unsigned long l
         s = memprofCatBytes(s, f->enc[slot].bytes / f->enc[slot].keys);
         s = sdscat(s, " per key on average). ");
         switch (slot) {
-        case MPE_HASH_HASHTABLE:
+        case MEMPROF_ENC_HASH_HASHTABLE:
             s = sdscatprintf(s, "Hashes stay compact listpacks up to hash-max-listpack-entries (now %zu) fields "
                                 "of at most hash-max-listpack-value (now %zu) bytes",
                              server.hash_max_listpack_entries, server.hash_max_listpack_value);
             break;
-        case MPE_SET_HASHTABLE:
+        case MEMPROF_ENC_SET_HASHTABLE:
             s = sdscatprintf(s, "Sets stay compact up to set-max-intset-entries (now %zu) integers, or "
                                 "set-max-listpack-entries (now %zu) members of at most set-max-listpack-value "
                                 "(now %zu) bytes",
                              server.set_max_intset_entries, server.set_max_listpack_entries,
                              server.set_max_listpack_value);
             break;
-        case MPE_ZSET_SKIPLIST:
+        case MEMPROF_ENC_ZSET_SKIPLIST:
             s = sdscatprintf(s, "Sorted sets stay compact listpacks up to zset-max-listpack-entries (now %zu) "
                                 "members of at most zset-max-listpack-value (now %zu) bytes",
                              server.zset_max_listpack_entries, server.zset_max_listpack_value);
             break;
-        case MPE_LIST_QUICKLIST:
+        case MEMPROF_ENC_LIST_QUICKLIST:
             s = sdscatprintf(s, "Lists are sized by list-max-listpack-size (now %d)", server.list_max_listpack_size);
             if (server.list_compress_depth == 0) s = sdscat(s, "; list-compress-depth is 0, so no node is compressed");
             break;
@@ -276,14 +276,14 @@ static sds memprofDeepAdvice(sds s, const memprofProfile *p, unsigned long long 
  * resident memory. The lines add up to RSS exactly. */
 static sds memprofWaterfallReport(sds s, const memprofPublished *pub, const memprofWaterfall *w) {
     const memprofFigures *f = &pub->last->f;
-    memprofCount types[MPT_TYPES];
+    memprofCount types[MEMPROF_TYPE_COUNT];
     memprofTypeTotals(f, types);
     struct {
         const char *what;
         long long bytes;
-    } lines[MPT_TYPES + 16];
+    } lines[MEMPROF_TYPE_COUNT + 16];
     int n = 0;
-    for (int t = 0; t < MPT_TYPES; t++) {
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         if (types[t].bytes) lines[n++] = (typeof(lines[0])){memprofTypeNames[t], (long long)types[t].bytes};
     }
     int ntypes = n; /* The user data lines. */
@@ -346,7 +346,7 @@ static sds memprofCatDelta(sds s, long long delta) {
 
 static unsigned long long memprofSummaryBytes(const memprofSummary *s) {
     unsigned long long bytes = 0;
-    for (int i = 0; i < MPE_COUNT; i++) bytes += s->enc[i].bytes;
+    for (int i = 0; i < MEMPROF_ENC_COUNT; i++) bytes += s->enc[i].bytes;
     return bytes;
 }
 
@@ -369,17 +369,17 @@ static sds memprofGrowth(sds s, const char *since, const memprofSummary *new, co
     s = memprofCatDelta(s, rss);
     s = sdscat(s, ".\n");
 
-    memprofCount tn[MPT_TYPES], to[MPT_TYPES];
+    memprofCount tn[MEMPROF_TYPE_COUNT], to[MEMPROF_TYPE_COUNT];
     memprofFigures fn = {0}, fo = {0};
     memcpy(fn.enc, new->enc, sizeof(fn.enc));
     memcpy(fo.enc, old->enc, sizeof(fo.enc));
     memprofTypeTotals(&fn, tn);
     memprofTypeTotals(&fo, to);
     int bt = 0, be = 0;
-    for (int t = 1; t < MPT_TYPES; t++) {
+    for (int t = 1; t < MEMPROF_TYPE_COUNT; t++) {
         if (llabs((long long)(tn[t].bytes - to[t].bytes)) > llabs((long long)(tn[bt].bytes - to[bt].bytes))) bt = t;
     }
-    for (int e = 1; e < MPE_COUNT; e++) {
+    for (int e = 1; e < MEMPROF_ENC_COUNT; e++) {
         if (llabs((long long)(new->enc[e].bytes - old->enc[e].bytes)) >
             llabs((long long)(new->enc[be].bytes - old->enc[be].bytes)))
             be = e;
@@ -433,11 +433,11 @@ static sds memprofGrowth(sds s, const char *since, const memprofSummary *new, co
 
 /* DOCTOR: user data by type, largest share first. */
 static sds memprofDoctorTypes(sds report, const memprofFigures *f, unsigned long long user) {
-    memprofCount types[MPT_TYPES];
+    memprofCount types[MEMPROF_TYPE_COUNT];
     memprofTypeTotals(f, types);
-    int order[MPT_TYPES];
-    for (int t = 0; t < MPT_TYPES; t++) order[t] = t;
-    for (int i = 1; i < MPT_TYPES; i++) {
+    int order[MEMPROF_TYPE_COUNT];
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) order[t] = t;
+    for (int i = 1; i < MEMPROF_TYPE_COUNT; i++) {
         for (int j = i; j > 0 && types[order[j]].bytes > types[order[j - 1]].bytes; j--) {
             int tmp = order[j];
             order[j] = order[j - 1];
@@ -445,7 +445,7 @@ static sds memprofDoctorTypes(sds report, const memprofFigures *f, unsigned long
         }
     }
     report = sdscat(report, " * User data by type:");
-    for (int i = 0; i < MPT_TYPES; i++) {
+    for (int i = 0; i < MEMPROF_TYPE_COUNT; i++) {
         int t = order[i];
         if (!types[t].keys) continue;
         report = sdscatprintf(report, " %s %.1f%% (%llu keys)", memprofTypeNames[t], memprofPct(types[t].bytes, user),

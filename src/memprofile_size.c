@@ -153,18 +153,18 @@ static size_t memprofValueBytes(robj *o, int dbid) {
 int memprofEncodingOf(robj *o) {
     switch (o->type) {
     case OBJ_STRING:
-        return o->encoding == OBJ_ENCODING_INT      ? MPE_STRING_INT
-               : o->encoding == OBJ_ENCODING_EMBSTR ? MPE_STRING_EMBSTR
-                                                    : MPE_STRING_RAW;
-    case OBJ_LIST: return o->encoding == OBJ_ENCODING_QUICKLIST ? MPE_LIST_QUICKLIST : MPE_LIST_LISTPACK;
+        return o->encoding == OBJ_ENCODING_INT      ? MEMPROF_ENC_STRING_INT
+               : o->encoding == OBJ_ENCODING_EMBSTR ? MEMPROF_ENC_STRING_EMBSTR
+                                                    : MEMPROF_ENC_STRING_RAW;
+    case OBJ_LIST: return o->encoding == OBJ_ENCODING_QUICKLIST ? MEMPROF_ENC_LIST_QUICKLIST : MEMPROF_ENC_LIST_LISTPACK;
     case OBJ_SET:
-        return o->encoding == OBJ_ENCODING_INTSET     ? MPE_SET_INTSET
-               : o->encoding == OBJ_ENCODING_LISTPACK ? MPE_SET_LISTPACK
-                                                      : MPE_SET_HASHTABLE;
-    case OBJ_ZSET: return o->encoding == OBJ_ENCODING_SKIPLIST ? MPE_ZSET_SKIPLIST : MPE_ZSET_LISTPACK;
-    case OBJ_HASH: return o->encoding == OBJ_ENCODING_HASHTABLE ? MPE_HASH_HASHTABLE : MPE_HASH_LISTPACK;
-    case OBJ_STREAM: return MPE_STREAM_STREAM;
-    default: return MPE_MODULE;
+        return o->encoding == OBJ_ENCODING_INTSET     ? MEMPROF_ENC_SET_INTSET
+               : o->encoding == OBJ_ENCODING_LISTPACK ? MEMPROF_ENC_SET_LISTPACK
+                                                      : MEMPROF_ENC_SET_HASHTABLE;
+    case OBJ_ZSET: return o->encoding == OBJ_ENCODING_SKIPLIST ? MEMPROF_ENC_ZSET_SKIPLIST : MEMPROF_ENC_ZSET_LISTPACK;
+    case OBJ_HASH: return o->encoding == OBJ_ENCODING_HASHTABLE ? MEMPROF_ENC_HASH_HASHTABLE : MEMPROF_ENC_HASH_LISTPACK;
+    case OBJ_STREAM: return MEMPROF_ENC_STREAM_STREAM;
+    default: return MEMPROF_ENC_MODULE;
     }
 }
 

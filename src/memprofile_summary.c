@@ -78,8 +78,7 @@ static void topKeysSiftUp(memprofTopKeys *t, size_t i) {
     }
 }
 
-unsigned long long memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes,
-                                       long long ttl_ms) {
+unsigned long long memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes, long long ttl_ms) {
     int grow = t->count < t->capacity;
     if (!grow && (t->capacity == 0 || bytes <= t->heap[0].bytes)) return memprofTopKeysFloor(t);
     /* A new slot at the end, or the smallest key's place at the root. */
@@ -306,8 +305,7 @@ size_t memprofPrefixesCount(const memprofPrefixes *s) {
     return s->count;
 }
 
-void memprofPrefixesGet(const memprofPrefixes *s, size_t i, const char **prefix, size_t *len,
-                        unsigned long long *keys, unsigned long long *bytes, unsigned long long *error_bytes) {
+void memprofPrefixesGet(const memprofPrefixes *s, size_t i, const char **prefix, size_t *len, unsigned long long *keys, unsigned long long *bytes, unsigned long long *error_bytes) {
     const prefixEntry *pe = &s->entries[i];
     *prefix = pe->name;
     *len = sdslen(pe->name);

@@ -12,23 +12,23 @@
 
 #include "memprofile_internal.h"
 
-const char *memprofTypeNames[MPT_TYPES] = {"string", "list", "set", "zset", "hash", "stream", "module"};
+const char *memprofTypeNames[MEMPROF_TYPE_COUNT] = {"string", "list", "set", "zset", "hash", "stream", "module"};
 
-const memprofEncodingInfo memprofEncodings[MPE_COUNT] = {
-    [MPE_STRING_INT] = {"string_int", "int", MPT_STRING},
-    [MPE_STRING_EMBSTR] = {"string_embstr", "embstr", MPT_STRING},
-    [MPE_STRING_RAW] = {"string_raw", "raw", MPT_STRING},
-    [MPE_LIST_LISTPACK] = {"list_listpack", "listpack", MPT_LIST},
-    [MPE_LIST_QUICKLIST] = {"list_quicklist", "quicklist", MPT_LIST},
-    [MPE_SET_INTSET] = {"set_intset", "intset", MPT_SET},
-    [MPE_SET_LISTPACK] = {"set_listpack", "listpack", MPT_SET},
-    [MPE_SET_HASHTABLE] = {"set_hashtable", "hashtable", MPT_SET},
-    [MPE_ZSET_LISTPACK] = {"zset_listpack", "listpack", MPT_ZSET},
-    [MPE_ZSET_SKIPLIST] = {"zset_skiplist", "skiplist", MPT_ZSET},
-    [MPE_HASH_LISTPACK] = {"hash_listpack", "listpack", MPT_HASH},
-    [MPE_HASH_HASHTABLE] = {"hash_hashtable", "hashtable", MPT_HASH},
-    [MPE_STREAM_STREAM] = {"stream_stream", "stream", MPT_STREAM},
-    [MPE_MODULE] = {"module", "raw", MPT_MODULE},
+const memprofEncodingInfo memprofEncodings[MEMPROF_ENC_COUNT] = {
+    [MEMPROF_ENC_STRING_INT] = {"string_int", "int", MEMPROF_TYPE_STRING},
+    [MEMPROF_ENC_STRING_EMBSTR] = {"string_embstr", "embstr", MEMPROF_TYPE_STRING},
+    [MEMPROF_ENC_STRING_RAW] = {"string_raw", "raw", MEMPROF_TYPE_STRING},
+    [MEMPROF_ENC_LIST_LISTPACK] = {"list_listpack", "listpack", MEMPROF_TYPE_LIST},
+    [MEMPROF_ENC_LIST_QUICKLIST] = {"list_quicklist", "quicklist", MEMPROF_TYPE_LIST},
+    [MEMPROF_ENC_SET_INTSET] = {"set_intset", "intset", MEMPROF_TYPE_SET},
+    [MEMPROF_ENC_SET_LISTPACK] = {"set_listpack", "listpack", MEMPROF_TYPE_SET},
+    [MEMPROF_ENC_SET_HASHTABLE] = {"set_hashtable", "hashtable", MEMPROF_TYPE_SET},
+    [MEMPROF_ENC_ZSET_LISTPACK] = {"zset_listpack", "listpack", MEMPROF_TYPE_ZSET},
+    [MEMPROF_ENC_ZSET_SKIPLIST] = {"zset_skiplist", "skiplist", MEMPROF_TYPE_ZSET},
+    [MEMPROF_ENC_HASH_LISTPACK] = {"hash_listpack", "listpack", MEMPROF_TYPE_HASH},
+    [MEMPROF_ENC_HASH_HASHTABLE] = {"hash_hashtable", "hashtable", MEMPROF_TYPE_HASH},
+    [MEMPROF_ENC_STREAM_STREAM] = {"stream_stream", "stream", MEMPROF_TYPE_STREAM},
+    [MEMPROF_ENC_MODULE] = {"module", "raw", MEMPROF_TYPE_MODULE},
 };
 
 const char *memprofTtlNames[MEMPROF_TTL_BUCKETS] = {"none", "expired", "1h", "1d", "7d", "later"};
@@ -37,15 +37,15 @@ const char *memprofSourceNames[] = {"bgsave", "profile"};
 
 void memprofTotals(const memprofFigures *f, unsigned long long *keys, unsigned long long *bytes) {
     *keys = *bytes = 0;
-    for (int i = 0; i < MPE_COUNT; i++) {
+    for (int i = 0; i < MEMPROF_ENC_COUNT; i++) {
         *keys += f->enc[i].keys;
         *bytes += f->enc[i].bytes;
     }
 }
 
-void memprofTypeTotals(const memprofFigures *f, memprofCount types[MPT_TYPES]) {
-    memset(types, 0, sizeof(memprofCount) * MPT_TYPES);
-    for (int i = 0; i < MPE_COUNT; i++) {
+void memprofTypeTotals(const memprofFigures *f, memprofCount types[MEMPROF_TYPE_COUNT]) {
+    memset(types, 0, sizeof(memprofCount) * MEMPROF_TYPE_COUNT);
+    for (int i = 0; i < MEMPROF_ENC_COUNT; i++) {
         types[memprofEncodings[i].type].keys += f->enc[i].keys;
         types[memprofEncodings[i].type].bytes += f->enc[i].bytes;
     }

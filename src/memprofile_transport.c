@@ -78,7 +78,7 @@ static void memprofCurrentLimits(memprofReportLimits *l) {
 static size_t memprofReportBound(const memprofReportLimits *l) {
     size_t bound = sizeof(reportHeader) + sizeof(memprofFigures);
     bound += l->dbs * sizeof(indexedRecord);
-    bound += MPT_TYPES * l->topkeys * (sizeof(topKeyRecord) + MEMPROF_KEY_NAME_MAX);
+    bound += MEMPROF_TYPE_COUNT * l->topkeys * (sizeof(topKeyRecord) + MEMPROF_KEY_NAME_MAX);
     bound += l->depth * l->prefixes * (sizeof(prefixRecord) + MEMPROF_PREFIX_MAX);
     bound += l->slots * sizeof(indexedRecord);
     return bound;
@@ -115,12 +115,13 @@ sds memprofRegionMap(memprofRegion *r) {
  * Child: encoding
  * --------------------------------------------------------------------- */
 
-typedef struct writer {
+/* A cursor writing the report into the region; 'overflow' once it did not fit. */
+typedef struct reportEncoder {
     char *p, *end;
     int overflow;
-} writer;
+} reportEncoder;
 
-static void put(writer *w, const void *src, size_t len) {
+static void encodeBytes(reportEncoder *w, const void *src, size_t len) {
     if (w->overflow || (size_t)(w->end - w->p) < len) {
         w->overflow = 1;
         return;
@@ -155,32 +156,32 @@ static int cmpPrefixRefs(const void *a, const void *b) {
 
 size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth, const memprofIndexed *slots, size_t nslots) {
     if (!region->base) return 0;
-    writer w = {region->base + sizeof(reportHeader), region->base + region->size, 0};
+    reportEncoder w = {region->base + sizeof(reportHeader), region->base + region->size, 0};
     reportHeader h = {.version = MEMPROF_VERSION, .figures_size = sizeof(memprofFigures)};
     memcpy(h.magic, MEMPROF_MAGIC, sizeof(MEMPROF_MAGIC));
 
-    put(&w, f, sizeof(*f));
+    encodeBytes(&w, f, sizeof(*f));
 
     for (size_t i = 0; i < ndbs; i++) {
         indexedRecord r = {dbs[i].index, dbs[i].keys, dbs[i].bytes};
-        put(&w, &r, sizeof(r));
+        encodeBytes(&w, &r, sizeof(r));
     }
     h.ndbs = ndbs;
 
     /* Top keys: all types merged, largest first. */
     size_t n = 0;
-    for (int t = 0; t < MPT_TYPES; t++) n += memprofTopKeysCount(topkeys[t]);
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) n += memprofTopKeysCount(topkeys[t]);
     const memprofTopKey **keys = zmalloc(sizeof(*keys) * (n ? n : 1));
     n = 0;
-    for (int t = 0; t < MPT_TYPES; t++) {
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         for (size_t i = 0; i < memprofTopKeysCount(topkeys[t]); i++) keys[n++] = memprofTopKeysGet(topkeys[t], i);
     }
     qsort(keys, n, sizeof(*keys), cmpTopKeys);
     for (size_t i = 0; i < n; i++) {
         const memprofTopKey *k = keys[i];
         topKeyRecord r = {sdslen(k->name), k->name_len, k->db, k->encoding, k->bytes, k->elements, k->ttl_ms};
-        put(&w, &r, sizeof(r));
-        put(&w, k->name, sdslen(k->name));
+        encodeBytes(&w, &r, sizeof(r));
+        encodeBytes(&w, k->name, sdslen(k->name));
     }
     zfree(keys);
     h.ntopkeys = n;
@@ -204,8 +205,8 @@ size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *
             unsigned long long k, b, e;
             memprofPrefixesGet(refs[i].s, refs[i].i, &name, &len, &k, &b, &e);
             prefixRecord r = {len, d + 1, k, b, e};
-            put(&w, &r, sizeof(r));
-            put(&w, name, len);
+            encodeBytes(&w, &r, sizeof(r));
+            encodeBytes(&w, name, len);
         }
         h.nprefixes += count;
         zfree(refs);
@@ -216,7 +217,7 @@ size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *
     qsort(sorted, nslots, sizeof(*sorted), cmpIndexedBytesDesc);
     for (size_t i = 0; i < nslots; i++) {
         indexedRecord r = {sorted[i].index, sorted[i].keys, sorted[i].bytes};
-        put(&w, &r, sizeof(r));
+        encodeBytes(&w, &r, sizeof(r));
     }
     zfree(sorted);
     h.nslots = nslots;
@@ -261,11 +262,12 @@ size_t memprofTransportDamage(const memprofRegion *region, size_t len, int fault
  * Parent: decoding and validation
  * --------------------------------------------------------------------- */
 
-typedef struct reader {
+/* A cursor reading the report back, never past its announced length. */
+typedef struct reportDecoder {
     const char *p, *end;
-} reader;
+} reportDecoder;
 
-static int get(reader *r, void *dst, size_t len) {
+static int decodeBytes(reportDecoder *r, void *dst, size_t len) {
     if ((size_t)(r->end - r->p) < len) return 0;
     memcpy(dst, r->p, len);
     r->p += len;
@@ -273,11 +275,11 @@ static int get(reader *r, void *dst, size_t len) {
 }
 
 /* Reads 'n' indexed records with indexes below 'limit' into a new array. */
-static int readIndexed(reader *r, size_t n, int limit, memprofIndexed **out) {
+static int readIndexed(reportDecoder *r, size_t n, int limit, memprofIndexed **out) {
     *out = zmalloc(sizeof(memprofIndexed) * (n ? n : 1));
     for (size_t i = 0; i < n; i++) {
         indexedRecord rec;
-        if (!get(r, &rec, sizeof(rec)) || rec.index >= (uint32_t)limit) return 0;
+        if (!decodeBytes(r, &rec, sizeof(rec)) || rec.index >= (uint32_t)limit) return 0;
         (*out)[i] = (memprofIndexed){(int)rec.index, rec.keys, rec.bytes};
     }
     return 1;
@@ -291,9 +293,9 @@ static const char *memprofCheckTotals(const memprofProfile *p) {
     memprofTotals(&p->f, &keys, &bytes);
     for (int i = 0; i < MEMPROF_TTL_BUCKETS; i++) k += p->f.ttl[i].keys, b += p->f.ttl[i].bytes;
     if (k != keys || b != bytes) return "its TTL buckets do not add up to its totals";
-    memprofCount types[MPT_TYPES];
+    memprofCount types[MEMPROF_TYPE_COUNT];
     memprofTypeTotals(&p->f, types);
-    for (int t = 0; t < MPT_TYPES; t++) {
+    for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         k = b = 0;
         for (int i = 0; i < MEMPROF_HIST_BUCKETS; i++) k += p->f.hist[t][i].keys, b += p->f.hist[t][i].bytes;
         if (k != types[t].keys || b != types[t].bytes) return "its histograms do not add up to its type totals";
@@ -338,7 +340,7 @@ memprofProfile *memprofTransportRead(const memprofRegion *region, size_t len, co
     /* Nothing is allocated before the counts are bounded by the limits the
      * region was sized for, and by the records the body can hold. */
     const memprofReportLimits *l = &region->limits;
-    if (h.ndbs > l->dbs || h.ntopkeys > MPT_TYPES * l->topkeys || h.nprefixes > l->depth * l->prefixes ||
+    if (h.ndbs > l->dbs || h.ntopkeys > MEMPROF_TYPE_COUNT * l->topkeys || h.nprefixes > l->depth * l->prefixes ||
         h.nslots > l->slots) {
         *why = "a list is longer than the configs at the fork allow";
         return NULL;
@@ -350,19 +352,19 @@ memprofProfile *memprofTransportRead(const memprofRegion *region, size_t len, co
         return NULL;
     }
 
-    reader r = {body, body + h.body_len};
+    reportDecoder r = {body, body + h.body_len};
     memprofProfile *p = zcalloc(sizeof(*p));
-    size_t per_type[MPT_TYPES] = {0}, per_depth[MEMPROF_PREFIX_DEPTH_MAX] = {0};
-    if (!get(&r, &p->f, sizeof(p->f))) goto bad;
+    size_t per_type[MEMPROF_TYPE_COUNT] = {0}, per_depth[MEMPROF_PREFIX_DEPTH_MAX] = {0};
+    if (!decodeBytes(&r, &p->f, sizeof(p->f))) goto bad;
     p->ndbs = h.ndbs;
     if (!readIndexed(&r, p->ndbs, server.dbnum, &p->dbs)) goto bad;
 
     p->topkeys = zcalloc(sizeof(memprofTopKey) * (h.ntopkeys ? h.ntopkeys : 1));
     for (uint32_t i = 0; i < h.ntopkeys; i++) {
         topKeyRecord rec;
-        if (!get(&r, &rec, sizeof(rec))) goto bad;
+        if (!decodeBytes(&r, &rec, sizeof(rec))) goto bad;
         if (rec.name_len > MEMPROF_KEY_NAME_MAX || rec.name_len > rec.full_len ||
-            rec.db >= (uint32_t)server.dbnum || rec.encoding >= MPE_COUNT || (size_t)(r.end - r.p) < rec.name_len ||
+            rec.db >= (uint32_t)server.dbnum || rec.encoding >= MEMPROF_ENC_COUNT || (size_t)(r.end - r.p) < rec.name_len ||
             ++per_type[memprofEncodings[rec.encoding].type] > l->topkeys)
             goto bad;
         memprofTopKey *k = &p->topkeys[p->ntopkeys++];
@@ -379,7 +381,7 @@ memprofProfile *memprofTransportRead(const memprofRegion *region, size_t len, co
     p->prefixes = zcalloc(sizeof(memprofPrefix) * (h.nprefixes ? h.nprefixes : 1));
     for (uint32_t i = 0; i < h.nprefixes; i++) {
         prefixRecord rec;
-        if (!get(&r, &rec, sizeof(rec))) goto bad;
+        if (!decodeBytes(&r, &rec, sizeof(rec))) goto bad;
         if (rec.len > MEMPROF_PREFIX_MAX || rec.depth < 1 || rec.depth > l->depth || rec.error_bytes > rec.bytes ||
             (size_t)(r.end - r.p) < rec.len || ++per_depth[rec.depth - 1] > l->prefixes)
             goto bad;
