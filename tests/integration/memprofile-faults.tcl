@@ -17,6 +17,19 @@ proc mp_start_slow_profile {{delay 2000}} {
 
 # After a profiling save that did not complete: status err, nothing new in
 # the log, the previous figures kept, the server serving.
+# Before a transport fault: the caller's prev (INFO rdb_stats), count (log
+# lines of published profiles) and lines (of the server log); no RDB file;
+# the fault set.
+proc mp_fault_begin {fault rdb} {
+    uplevel 1 {
+        set prev [mp_info_dict]
+        set count [mp_log_count]
+        set lines [count_log_lines 0]
+    }
+    file delete $rdb
+    r config set memory-profile-report-fault $fault
+}
+
 proc mp_assert_not_published {prev log_count} {
     wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
     assert_equal PONG [r ping]
@@ -252,11 +265,7 @@ start_server {overrides {save "" enable-debug-command yes}} {
 
     test {Without a report region BGSAVE STAT_MEMORY saves without a profile, and says so} {
         set digest [r debug digest]
-        set prev [mp_info_dict]
-        set count [mp_log_count]
-        set lines [count_log_lines 0]
-        file delete $rdb
-        r config set memory-profile-report-fault 10
+        mp_fault_begin 10 $rdb
         assert_equal {Background saving started} [r bgsave stat_memory]
         waitForBgsave r
         r config set memory-profile-report-fault 0
@@ -283,11 +292,7 @@ start_server {overrides {save "" enable-debug-command yes}} {
         set digest [r debug digest]
         mp_profile
         foreach cmd {{bgsave stat_memory} {memory profile start}} {
-            set prev [mp_info_dict]
-            set count [mp_log_count]
-            set lines [count_log_lines 0]
-            file delete $rdb
-            r config set memory-profile-report-fault 9
+            mp_fault_begin 9 $rdb
             r {*}$cmd
             waitForBgsave r
             wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
