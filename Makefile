@@ -10,16 +10,32 @@
 #   make pin-bump        move the pin to the newest usable Debian revision
 #   make bench           speed and exactness, side by side
 #   make patch-queue / make refresh-patches   work on patches/ (see docs/building.md)
+#
+# Every target takes BASE=8.1 or BASE=9.1 (the upstream line to build on;
+# default below). Each base builds in its own folder, build/<base>/, so that
+# switching never rebuilds the other; build/bin/ (and build/vanilla/bin/)
+# hold the default base's binaries, build/<base>/bin/ each base's.
 
-include deps/pin.mk
+BASES        = 8.1 9.1
+DEFAULT_BASE = 8.1
+BASE        ?= $(DEFAULT_BASE)
+ifeq ($(filter $(BASE),$(BASES)),)
+$(error BASE=$(BASE): the bases are $(BASES))
+endif
+include deps/pin-$(BASE).mk
 
 BUILD    ?= build
-DL        = $(BUILD)/dl
-PRISTINE  = $(BUILD)/pristine
-TREE      = $(BUILD)/valkey
-VTREE     = $(BUILD)/vanilla/valkey
-BIN       = $(BUILD)/bin
-VBIN      = $(BUILD)/vanilla/bin
+B         = $(BUILD)/$(BASE)
+DL        = $(B)/dl
+PRISTINE  = $(B)/pristine
+TREE      = $(B)/valkey
+VTREE     = $(B)/vanilla/valkey
+BIN       = $(B)/bin
+VBIN      = $(B)/vanilla/bin
+PATCHES   = patches/$(BASE)
+# The default base's binaries are also copied here.
+DEFBIN    = $(if $(filter $(BASE),$(DEFAULT_BASE)),$(BUILD)/bin)
+DEFVBIN   = $(if $(filter $(BASE),$(DEFAULT_BASE)),$(BUILD)/vanilla/bin)
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 # Extra arguments for the upstream build, e.g. SANITIZER=address.
 VALKEY_MAKE_ARGS ?= BUILD_TLS=no USE_SYSTEMD=no
@@ -27,12 +43,12 @@ VALKEY_MAKE_ARGS ?= BUILD_TLS=no USE_SYSTEMD=no
 # repository above build/, so that a commit here does not relink everything.
 export GIT_CEILING_DIRECTORIES = $(abspath $(BUILD))
 PROGRAMS  = valkey-server valkey-cli valkey-benchmark valkey-check-rdb valkey-check-aof
-PIN_ENV   = DEBIAN_VERSION='$(DEBIAN_VERSION)' DEBIAN_SUITE='$(DEBIAN_SUITE)' \
+PIN_ENV   = DEBIAN_VERSION='$(DEBIAN_VERSION)' DEBIAN_SUITE='$(DEBIAN_SUITE)' DEBIAN_SECURITY='$(DEBIAN_SECURITY)' \
             ORIG_TARBALL='$(ORIG_TARBALL)' ORIG_SHA256='$(ORIG_SHA256)' \
             DEBIAN_TARBALL='$(DEBIAN_TARBALL)' DEBIAN_SHA256='$(DEBIAN_SHA256)'
 SETUP_PKGS = build-essential pkg-config tcl xz-utils patch python3 procps gpg gpg-agent
 
-OURS = $(wildcard src/*.c src/*.h patches/series patches/*.patch \
+OURS = $(wildcard src/*.c src/*.h $(PATCHES)/series $(PATCHES)/*.patch \
          tests/unit/*.tcl tests/unit/*/*.tcl tests/integration/*.tcl tests/helpers/* tests/modules/*.c utils/memprof_log.py)
 
 .PHONY: all setup demo test test-ours test-upstream vanilla bench clean distclean \
@@ -40,7 +56,7 @@ OURS = $(wildcard src/*.c src/*.h patches/series patches/*.patch \
         pin-status pin-bump
 .DELETE_ON_ERROR:
 
-all: $(BUILD)/.built
+all: $(B)/.built
 
 # Debian packages the build needs; installed once, only those missing.
 $(BUILD)/.setup:
@@ -53,7 +69,7 @@ $(BUILD)/.setup:
 	@touch $@
 setup: $(BUILD)/.setup
 
-$(DL)/.verified: deps/pin.mk deps/fetch.sh deps/debsrc.sh | $(BUILD)/.setup
+$(DL)/.verified: deps/pin-$(BASE).mk deps/fetch.sh deps/debsrc.sh | $(BUILD)/.setup
 	$(PIN_ENV) sh deps/fetch.sh $(DL)
 	@touch $@
 
@@ -62,29 +78,32 @@ $(PRISTINE)/.stamp: $(DL)/.verified deps/prepare.sh
 	@touch $@
 
 $(TREE)/.overlay: $(PRISTINE)/.stamp $(OURS) deps/prepare.sh
-	sh deps/prepare.sh overlay $(PRISTINE) $(TREE) $(CURDIR)
+	sh deps/prepare.sh overlay $(PRISTINE) $(TREE) $(CURDIR) $(CURDIR)/$(PATCHES)
 	@touch $@
 
 # The upstream make decides what to recompile (nothing, when nothing changed);
-# binaries are copied to $(BIN) only when they changed.
-$(BUILD)/.built: $(TREE)/.overlay FORCE
+# binaries are copied to $(BIN) (and $(DEFBIN)) only when they changed.
+COPY_BINS = for d in $(2); do mkdir -p $$d; for p in $(PROGRAMS); do cmp -s $(1)/src/$$p $$d/$$p || \
+            { cp $(1)/src/$$p $$d/$$p.tmp && mv -f $$d/$$p.tmp $$d/$$p; } || exit 1; done; done
+$(B)/.built: $(TREE)/.overlay FORCE
 	@$(MAKE) --no-print-directory -C $(TREE) -j$(JOBS) $(VALKEY_MAKE_ARGS)
-	@mkdir -p $(BIN); for p in $(PROGRAMS); do cmp -s $(TREE)/src/$$p $(BIN)/$$p || { cp $(TREE)/src/$$p $(BIN)/$$p.tmp && mv -f $(BIN)/$$p.tmp $(BIN)/$$p; } || exit 1; done
+	@$(call COPY_BINS,$(TREE),$(BIN) $(DEFBIN))
 	@if [ -f $(DL)/notice ]; then echo "fetch: $$(cat $(DL)/notice) (as of $$(date -r $(DL)/notice +%F))"; fi
 	@touch $@
 FORCE:
 
 # The pin against Debian's index (see docs/building.md, "Following Debian's revisions").
+PIN_FILES = PIN_FILE=deps/pin-$(BASE).mk PIN_PATCHES=$(CURDIR)/$(PATCHES)
 pin-status: | $(BUILD)/.setup
-	@$(PIN_ENV) sh deps/pin.sh status $(BUILD)/pin
+	@$(PIN_ENV) $(PIN_FILES) sh deps/pin.sh status $(B)/pin
 pin-bump: | $(BUILD)/.setup
-	@$(PIN_ENV) sh deps/pin.sh bump $(BUILD)/pin
+	@$(PIN_ENV) $(PIN_FILES) sh deps/pin.sh bump $(B)/pin
 
-vanilla: $(BUILD)/vanilla/.built
-$(BUILD)/vanilla/.built: $(PRISTINE)/.stamp
-	sh deps/prepare.sh overlay $(PRISTINE) $(VTREE) /nonexistent
+vanilla: $(B)/vanilla/.built
+$(B)/vanilla/.built: $(PRISTINE)/.stamp
+	sh deps/prepare.sh overlay $(PRISTINE) $(VTREE) /nonexistent /nonexistent
 	$(MAKE) -C $(VTREE) -j$(JOBS) $(VALKEY_MAKE_ARGS)
-	@mkdir -p $(VBIN); for p in $(PROGRAMS); do cmp -s $(VTREE)/src/$$p $(VBIN)/$$p || { cp $(VTREE)/src/$$p $(VBIN)/$$p.tmp && mv -f $(VBIN)/$$p.tmp $(VBIN)/$$p; } || exit 1; done
+	@$(call COPY_BINS,$(VTREE),$(VBIN) $(DEFVBIN))
 	@touch $@
 
 demo: all
@@ -111,10 +130,10 @@ test-ecosystem: all
 	SCREENSHOTS=$(SCREENSHOTS) sh utils/test-ecosystem.sh $(BIN)
 
 test-sanitizers: $(PRISTINE)/.stamp
-	sh utils/sanitizers.sh address undefined
+	BASE=$(BASE) sh utils/sanitizers.sh address undefined
 
 test-valgrind: $(PRISTINE)/.stamp
-	sh utils/sanitizers.sh valgrind
+	BASE=$(BASE) sh utils/sanitizers.sh valgrind
 
 bench: all vanilla
 	python3 bench/bench.py --bin $(BIN) --vanilla-bin $(VBIN)
@@ -122,12 +141,12 @@ bench: all vanilla
 # A git patch queue over the pristine tree: edit and commit there, then
 # `make refresh-patches` writes the commits back to patches/.
 patch-queue: $(PRISTINE)/.stamp
-	sh utils/patch-queue.sh init $(PRISTINE) $(BUILD)/pq $(CURDIR)
+	sh utils/patch-queue.sh init $(PRISTINE) $(B)/pq $(CURDIR)/$(PATCHES)
 refresh-patches:
-	sh utils/patch-queue.sh refresh $(PRISTINE) $(BUILD)/pq $(CURDIR)
+	sh utils/patch-queue.sh refresh $(PRISTINE) $(B)/pq $(CURDIR)/$(PATCHES)
 
 clean:
 	-$(MAKE) -C $(TREE) clean
-	rm -f $(BUILD)/.built
+	rm -f $(B)/.built
 distclean:
 	rm -rf $(BUILD)

@@ -11,7 +11,8 @@
 #   PIN_KEYRING            the keyring that signs their indexes
 #                          (default: Debian's archive keyring)
 # The source package's name and suite come from deps/pin.mk through the
-# environment (DEBIAN_SUITE); the security suite is "$DEBIAN_SUITE-security".
+# environment (DEBIAN_SUITE); the security suite is "$DEBIAN_SUITE-security",
+# unless DEBIAN_SECURITY is "no" (unstable has no security archive).
 
 SRC_PACKAGE=valkey
 
@@ -24,8 +25,11 @@ poolDir() { # PACKAGE AREA(main|updates/main)
     echo "pool/$2/$p/$1"
 }
 
-# Sets MAIN_URIS and SECURITY_URIS (each ending in /).
+# Sets MAIN_URIS and SECURITY_URIS (each ending in /) and SUITES (the suite,
+# and its security suite when it has one).
 findArchives() {
+    SUITES=$DEBIAN_SUITE
+    [ "${DEBIAN_SECURITY:-yes}" = no ] || SUITES="$SUITES $DEBIAN_SUITE-security"
     if [ -n "${PIN_ARCHIVES:-}" ]; then
         MAIN_URIS=$PIN_ARCHIVES
         sys=""
@@ -34,7 +38,9 @@ findArchives() {
         MAIN_URIS=$(printf '%s\n' $sys | grep -E '/debian/?$' || true)
     fi
     [ -n "$MAIN_URIS" ] || die "no Debian archive in the machine's apt configuration (set PIN_ARCHIVES)"
-    if [ -n "${PIN_SECURITY_ARCHIVES:-}" ]; then
+    if [ "${DEBIAN_SECURITY:-yes}" = no ]; then
+        SECURITY_URIS=""
+    elif [ -n "${PIN_SECURITY_ARCHIVES:-}" ]; then
         SECURITY_URIS=$PIN_SECURITY_ARCHIVES
     else
         SECURITY_URIS=$( { printf '%s\n' $sys | grep -E '/debian-security/?$' || true

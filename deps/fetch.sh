@@ -90,12 +90,12 @@ if [ -z "$how" ]; then
             continue
         fi
         # 3. Nowhere: say what was wanted and what there is instead.
-        offered=$(for s in "$DEBIAN_SUITE" "$DEBIAN_SUITE-security"; do
+        offered=$(for s in $SUITES; do
                       for v in $(listedVersions "$s" < "$APT_STATE/index"); do echo "$v ($s)"; done
                   done)
         {
             echo "fetch: cannot obtain $1 (sha256 $2) of the pinned $SRC_PACKAGE $DEBIAN_VERSION:"
-            echo "  $DEBIAN_SUITE's index and $DEBIAN_SUITE-security's do not list $DEBIAN_VERSION, and no archive's pool has the file:"
+            echo "  the index of $(echo $SUITES | sed 's/ / and /') does not list $DEBIAN_VERSION, and no archive's pool has the file:"
             for u in $MAIN_URIS; do echo "    $u$(poolDir "$SRC_PACKAGE" main)/$1"; done
             for u in $SECURITY_URIS; do echo "    $u$(poolDir "$SRC_PACKAGE" updates/main)/$1"; done
             [ ! -f "$out/$1.badsum" ] || sed 's/^/  a file by that name has sha256 /' "$out/$1.badsum"
@@ -118,7 +118,7 @@ say "$ORIG_TARBALL and $DEBIAN_TARBALL verified ($how)"
 
 # Debian ahead of the pin: one line, now and at every later build.
 newest=""; where=""
-for s in "$DEBIAN_SUITE" "$DEBIAN_SUITE-security"; do
+for s in $SUITES; do
     v=$(listedVersions "$s" < "$APT_STATE/index" | head -n1)
     [ -n "$v" ] || continue
     if [ -z "$newest" ] || dpkg --compare-versions "$v" gt "$newest"; then newest=$v; where=$s; fi

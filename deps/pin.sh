@@ -13,9 +13,9 @@
 #       already is the newest usable one.
 #
 # Environment: the pin (DEBIAN_VERSION, DEBIAN_SUITE, ORIG_TARBALL,
-# ORIG_SHA256, DEBIAN_TARBALL, DEBIAN_SHA256, from deps/pin.mk through the
-# Makefile); PIN_FILE (default deps/pin.mk), PIN_PROJECT (the folder whose
-# patches/series is checked, default this repository); the archives as in
+# ORIG_SHA256, DEBIAN_TARBALL, DEBIAN_SHA256, from deps/pin-<base>.mk through the
+# Makefile); PIN_FILE (the base's deps/pin-<base>.mk), PIN_PATCHES (the
+# folder whose series is checked, the base's patches/<base>); the archives as in
 # deps/debsrc.sh.
 set -eu
 
@@ -27,8 +27,7 @@ cmd=${1:-}; state=${2:-}
 [ -n "$cmd" ] && [ -n "$state" ] || die "usage: pin.sh status|bump STATE_DIR"
 : "${DEBIAN_VERSION:?}" "${DEBIAN_SUITE:?}" "${ORIG_TARBALL:?}" "${ORIG_SHA256:?}"
 : "${DEBIAN_TARBALL:?}" "${DEBIAN_SHA256:?}"
-PIN_FILE=${PIN_FILE:-$here/pin.mk}
-PIN_PROJECT=${PIN_PROJECT:-$(dirname "$here")}
+: "${PIN_FILE:?}" "${PIN_PATCHES:?}"
 
 findArchives
 aptInit "$state/apt"
@@ -64,7 +63,7 @@ EOF
     if [ -z "$miss" ]; then echo yes; else echo "no (not in any archive's pool:$miss)"; fi
 }
 
-# Whether patches/series applies to VERSION (its files downloaded): prints
+# Whether the base's patch series applies to VERSION (its files downloaded): prints
 # "yes", or "no (<patch> does not apply)".
 patchesApply() { # VERSION
     dir="$state/files/$1"
@@ -75,7 +74,7 @@ patchesApply() { # VERSION
     if ! ORIG_TARBALL=$orig DEBIAN_TARBALL=$deb sh "$here/prepare.sh" pristine "$dir" "$tree" 2> "$state/check.log"; then
         echo "no ($(tail -n1 "$state/check.log"))"; return
     fi
-    if sh "$here/prepare.sh" check "$tree" "$PIN_PROJECT" 2> "$state/check.log"; then echo yes
+    if sh "$here/prepare.sh" check "$tree" "$PIN_PATCHES" 2> "$state/check.log"; then echo yes
     else echo "no ($(tail -n1 "$state/check.log" | sed 's/^prepare: //'))"; fi
     rm -rf "$tree"
 }
@@ -86,7 +85,7 @@ status() {
     pinned_listed=$(awk -v v="$DEBIAN_VERSION" '$3 == v {print $1}' "$index" | sort -u | tr '\n' ' ')
     printf 'pin: pinned %s %s (%s): listed in %s; downloadable: %s\n' "$SRC_PACKAGE" "$DEBIAN_VERSION" "$DEBIAN_SUITE" \
         "${pinned_listed:-no index}" "$(downloadable "$DEBIAN_VERSION")"
-    for s in "$DEBIAN_SUITE" "$DEBIAN_SUITE-security"; do
+    for s in $SUITES; do
         v=$(newestIn "$s")
         if [ -z "$v" ]; then printf 'pin: %s lists no %s\n' "$s" "$SRC_PACKAGE"; continue; fi
         if [ "$v" = "$DEBIAN_VERSION" ]; then rel="the pin"

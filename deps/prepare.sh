@@ -5,13 +5,16 @@
 #       Unpack the orig tarball into OUT_DIR and apply Debian's security
 #       patches (the CVE-* and *-Incorporate-Redis-CVE-* entries of
 #       debian/patches/series, in series order; not the packaging defaults).
-#   prepare.sh overlay PRISTINE_DIR TREE_DIR PROJECT_DIR
-#       Stage PRISTINE_DIR + PROJECT_DIR/patches/series + our src/ and tests/
-#       files, then copy into TREE_DIR only the files whose content changed,
-#       so that make rebuilds only what depends on an edited file.
-#   prepare.sh check PRISTINE_DIR PROJECT_DIR
-#       Whether PROJECT_DIR/patches/series applies to PRISTINE_DIR (a dry
-#       run in a scratch copy; PRISTINE_DIR is left as it was).
+#   prepare.sh overlay PRISTINE_DIR TREE_DIR PROJECT_DIR PATCH_DIR
+#       Stage PRISTINE_DIR + PATCH_DIR/series (the base's patches, e.g.
+#       PROJECT_DIR/patches/9.1) + our src/ and tests/ files, regenerate
+#       src/commands.def from the command JSON files with upstream's own
+#       generator, then copy into TREE_DIR only the files whose content
+#       changed, so that make rebuilds only what depends on an edited file.
+#       PROJECT_DIR /nonexistent stages the pristine tree alone (vanilla).
+#   prepare.sh check PRISTINE_DIR PATCH_DIR
+#       Whether PATCH_DIR/series applies to PRISTINE_DIR (a dry run in a
+#       scratch copy; PRISTINE_DIR is left as it was).
 set -eu
 
 die() { echo "prepare: $*" >&2; exit 1; }
@@ -36,16 +39,20 @@ pristine() {
 }
 
 overlay() {
-    pristine=$1 tree=$2 proj=$3
+    pristine=$1 tree=$2 proj=$3 pdir=${4:-$3/patches}
     stage="$tree.stage.$$"
     rm -rf "$stage" && mkdir -p "$stage"
     # Only source files take part; build outputs of the tree are never touched.
     (cd "$pristine" && tar -cf - --exclude='./deps/*/.make-*' .) | tar -C "$stage" -xf -
-    if [ -f "$proj/patches/series" ]; then
-        grep -v -E '^[[:space:]]*(#|$)' "$proj/patches/series" | while read -r p _; do
-            patch -d "$stage" -p1 -s -f --no-backup-if-mismatch < "$proj/patches/$p" ||
+    if [ -f "$pdir/series" ]; then
+        grep -v -E '^[[:space:]]*(#|$)' "$pdir/series" | while read -r p _; do
+            patch -d "$stage" -p1 -s -f --no-backup-if-mismatch < "$pdir/$p" ||
                 die "patch $p does not apply to the pinned upstream"
         done
+        # The patches carry command JSON only; the command table is
+        # generated from it, as upstream does when a JSON file changes.
+        gen=$(cd "$stage" && python3 utils/generate-command-code.py 2>&1) ||
+            { echo "$gen" >&2; die "upstream's generate-command-code.py failed on our command JSON"; }
     fi
     for f in "$proj"/src/*.c "$proj"/src/*.h; do
         [ -f "$f" ] && cp "$f" "$stage/src/"
@@ -86,12 +93,12 @@ overlay() {
 }
 
 check() {
-    pristine=$1 proj=$2
+    pristine=$1 pdir=$2
     scratch="$pristine.check.$$"
     rm -rf "$scratch" && cp -a "$pristine" "$scratch"
     rc=0
-    for p in $(grep -v -E '^[[:space:]]*(#|$)' "$proj/patches/series" | awk '{print $1}'); do
-        if ! patch -d "$scratch" -p1 -s -f --no-backup-if-mismatch < "$proj/patches/$p" > "$scratch.log" 2>&1; then
+    for p in $(grep -v -E '^[[:space:]]*(#|$)' "$pdir/series" | awk '{print $1}'); do
+        if ! patch -d "$scratch" -p1 -s -f --no-backup-if-mismatch < "$pdir/$p" > "$scratch.log" 2>&1; then
             cat "$scratch.log" >&2
             echo "prepare: patch $p does not apply" >&2
             rc=1
@@ -107,5 +114,5 @@ case "$cmd" in
     pristine) pristine "$@" ;;
     overlay) overlay "$@" ;;
     check) check "$@" ;;
-    *) die "usage: prepare.sh pristine DL OUT | overlay PRISTINE TREE PROJECT | check PRISTINE PROJECT" ;;
+    *) die "usage: prepare.sh pristine DL OUT | overlay PRISTINE TREE PROJECT PATCHDIR | check PRISTINE PATCHDIR" ;;
 esac

@@ -12,18 +12,20 @@
 # too and fails on any error or leak report. The byte-exact assertions skip
 # on these builds (the allocator is not jemalloc); everything else runs.
 # MODE (environment) chooses the test selection for the sanitizers:
-# ours+subset (default) or ours.
+# ours+subset (default) or ours. BASE (environment, default 8.1): which
+# base's pristine tree and patches (build/<base>/checked-<kind>/).
 set -eu
 cd "$(dirname "$0")/.."
 mode=${MODE:-ours+subset}
+base=${BASE:-8.1}
 jobs=$(nproc 2>/dev/null || echo 2)
 rc=0
 [ $# -gt 0 ] || set -- address undefined
 for kind in "$@"; do
-    dir=build/checked-$kind
+    dir=build/$base/checked-$kind
     tree=$dir/valkey
     start=$(date +%s)
-    sh deps/prepare.sh overlay build/pristine "$tree" "$(pwd)"
+    sh deps/prepare.sh overlay "build/$base/pristine" "$tree" "$(pwd)" "$(pwd)/patches/$base"
     case "$kind" in
         address|undefined) target=""; args="SANITIZER=$kind"; sel=$mode ;;
         valgrind)

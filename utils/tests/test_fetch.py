@@ -315,14 +315,14 @@ class FetchTest(unittest.TestCase):
         self.assertIn(f"checksum mismatch for {ORIG}", r.stderr)
         self.assertIn(f"actual:   {sha256(ORIG_DATA)}", r.stderr)
 
-    def project(self):
-        proj = os.path.join(self.tmp, "proj")
-        os.makedirs(os.path.join(proj, "patches"), exist_ok=True)
-        with open(os.path.join(proj, "patches", "series"), "w") as f:
+    def patches(self):
+        pdir = os.path.join(self.tmp, "proj", "patches", "1.0")
+        os.makedirs(pdir, exist_ok=True)
+        with open(os.path.join(pdir, "series"), "w") as f:
             f.write("0001-hook.patch\n")
-        with open(os.path.join(proj, "patches", "0001-hook.patch"), "w") as f:
+        with open(os.path.join(pdir, "0001-hook.patch"), "w") as f:
             f.write(OUR_PATCH)
-        return proj
+        return pdir
 
     def pin_file(self, version):
         path = os.path.join(self.tmp, "pin.mk")
@@ -337,7 +337,7 @@ class FetchTest(unittest.TestCase):
     def pin(self, cmd, version):
         path = self.pin_file(version)
         r = self.run_script([PIN, cmd, os.path.join(self.tmp, "state")], pin_env(version),
-                            {"PIN_FILE": path, "PIN_PROJECT": self.project()})
+                            {"PIN_FILE": path, "PIN_PATCHES": self.patches()})
         with open(path) as f:
             return r, f.read()
 

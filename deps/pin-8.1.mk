@@ -6,6 +6,7 @@
 VALKEY_UPSTREAM_VERSION = 8.1.1
 DEBIAN_VERSION          = 8.1.1+dfsg1-3+deb13u2
 DEBIAN_SUITE            = trixie
+DEBIAN_SECURITY         = yes
 ORIG_TARBALL            = valkey_8.1.1+dfsg1.orig.tar.xz
 ORIG_SHA256             = d9bbd82eecb82f359e649a0007ad3dc1b47cc15afa626348ca86b73c4ae2c7ee
 DEBIAN_TARBALL          = valkey_8.1.1+dfsg1-3+deb13u2.debian.tar.xz
