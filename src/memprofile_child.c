@@ -112,8 +112,8 @@ static void memprofAccountPrefixes(sds key, unsigned long long bytes) {
 static void memprofAccountKey(robj *o, int dbid) {
     int enc = child.encoding_of[o->type][o->encoding];
     int type = memprofEncodings[enc].type;
-    unsigned long long bytes = memprofObjectBytes(o, dbid);
     memprofFigures *f = &child.f;
+    unsigned long long bytes = memprofObjectBytes(o, dbid, &f->kv_hash_vsets);
 
     f->enc[enc].keys++;
     f->enc[enc].bytes += bytes;
@@ -157,10 +157,15 @@ static void memprofAccountKey(robj *o, int dbid) {
 static void memprofMeasureForkInstant(memprofFigures *f) {
     struct serverMemOverhead *mh = getMemoryOverheadData();
     for (size_t j = 0; j < mh->num_dbs; j++) {
-        f->um_kvstore += mh->db[j].overhead_ht_main - kvstoreSize(server.db[mh->db[j].dbid].keys) * sizeof(robj);
+        serverDb *db = memprofDb(mh->db[j].dbid);
+        f->um_kvstore += mh->db[j].overhead_ht_main - kvstoreSize(db->keys) * sizeof(robj);
         f->kv_expire += mh->db[j].overhead_ht_expires;
+#if MEMPROF_BASE_9
+        /* The index of the keys that hold fields with a TTL; the hashes'
+         * volatile sets are added key by key (memprofAccountKey()). */
+        f->kv_hash_meta += kvstoreMemUsage(db->keys_with_volatile_items);
+#endif
     }
-    f->kv_hash_meta = 0;
     f->um_clients = mh->clients_normal;
     f->sys_aof_buf = mh->aof_buffer;
     f->sys_repl_buf = mh->clients_replicas;
@@ -241,7 +246,7 @@ static inline void memprofPrefetchValue(robj *o) {
     /* The object's next cache line: the rest of its embedded key and, for
      * EMBSTR, its value and the value's header, which sizing reads. */
     valkey_prefetch((char *)o + 64);
-    if (o->encoding != OBJ_ENCODING_EMBSTR && o->encoding != OBJ_ENCODING_INT) valkey_prefetch(o->ptr);
+    if (o->encoding != OBJ_ENCODING_EMBSTR && o->encoding != OBJ_ENCODING_INT) valkey_prefetch(objectGetVal(o));
 }
 
 int memprofProfileChildMain(void) {
@@ -250,7 +255,10 @@ int memprofProfileChildMain(void) {
     size_t keys = 0;
     robj *ring[MEMPROF_PIPELINE];
     for (int j = 0; j < server.dbnum; j++) {
-        kvstoreIterator *it = kvstoreIteratorInit(server.db[j].keys, 0);
+        serverDb *db = memprofDb(j);
+        if (!db) continue; /* Never used (9.1 creates dbs lazily). */
+        /* Keys of slots being imported hold memory too (rdbSaveDb() saves them). */
+        kvstoreIterator *it = kvstoreIteratorInit(db->keys, HASHTABLE_ITER_INCLUDE_IMPORTING);
         size_t head = 0, tail = 0; /* Entries ring[head..tail) are in flight. */
         void *next;
         int more = 1;
@@ -288,6 +296,8 @@ int memprofProfileChildMain(void) {
 
 void memprofChildSend(void) {
     size_t ndbs, nslots = 0;
+    /* The hash field TTL metadata: the dbs' indexes and the volatile sets. */
+    child.f.kv_hash_meta += child.f.kv_hash_vsets;
     memprofIndexed *dbs = memprofNonEmpty(child.dbs, server.dbnum, &ndbs);
     memprofIndexed *slots = child.slots ? memprofNonEmpty(child.slots, CLUSTER_SLOTS, &nslots) : NULL;
     const memprofRegion *region = child_region;

@@ -29,9 +29,6 @@
 #include <time.h>
 #include <signal.h>
 #include <sys/time.h>
-#include <hiredis.h>
-#include <sdscompat.h>
-#include <sds.h>
 
 #include "zmalloc.h"
 #include "memprofile_cli.h"
@@ -146,56 +143,56 @@ static long long mpInfoTotalKeys(const char *info) {
     return total;
 }
 
-static int mpIsString(const redisReply *r) {
-    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_VERB);
+static int mpIsString(const valkeyReply *r) {
+    return r && (r->type == VALKEY_REPLY_STRING || r->type == VALKEY_REPLY_STATUS || r->type == VALKEY_REPLY_VERB);
 }
 
 /* The value under 'name' of a map (RESP3) or of a flat array of alternating
  * names and values (RESP2). */
-static redisReply *mpField(const redisReply *r, const char *name) {
-    if (!r || (r->type != REDIS_REPLY_MAP && r->type != REDIS_REPLY_ARRAY)) return NULL;
+static valkeyReply *mpField(const valkeyReply *r, const char *name) {
+    if (!r || (r->type != VALKEY_REPLY_MAP && r->type != VALKEY_REPLY_ARRAY)) return NULL;
     size_t nlen = strlen(name);
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *k = r->element[i];
+        const valkeyReply *k = r->element[i];
         if (mpIsString(k) && k->len == nlen && !memcmp(k->str, name, nlen)) return r->element[i + 1];
     }
     return NULL;
 }
 
-static long long mpReplyLL(const redisReply *v) {
+static long long mpReplyLL(const valkeyReply *v) {
     if (!v) return 0;
-    if (v->type == REDIS_REPLY_INTEGER) return v->integer;
-    if (v->type == REDIS_REPLY_DOUBLE) return (long long)v->dval;
+    if (v->type == VALKEY_REPLY_INTEGER) return v->integer;
+    if (v->type == VALKEY_REPLY_DOUBLE) return (long long)v->dval;
     if (mpIsString(v)) return strtoll(v->str, NULL, 10);
     return 0;
 }
 
-static long long mpLL(const redisReply *r, const char *name) {
+static long long mpLL(const valkeyReply *r, const char *name) {
     return mpReplyLL(mpField(r, name));
 }
 
-static sds mpStr(const redisReply *r, const char *name) {
-    const redisReply *v = mpField(r, name);
+static sds mpStr(const valkeyReply *r, const char *name) {
+    const valkeyReply *v = mpField(r, name);
     return mpIsString(v) ? sdsnewlen(v->str, v->len) : sdsempty();
 }
 
 /* Pairs of a map or flat array: the number of name/value pairs. */
-static size_t mpPairs(const redisReply *r) {
-    if (!r || (r->type != REDIS_REPLY_MAP && r->type != REDIS_REPLY_ARRAY)) return 0;
+static size_t mpPairs(const valkeyReply *r) {
+    if (!r || (r->type != VALKEY_REPLY_MAP && r->type != VALKEY_REPLY_ARRAY)) return 0;
     return r->elements / 2;
 }
 
 /* A command's reply, or NULL with *err set (connection error or error reply). */
-static redisReply *mpCommand(redisContext *c, sds *err, const char *fmt, ...) {
+static valkeyReply *mpCommand(valkeyContext *c, sds *err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
+    valkeyReply *r = valkeyvCommand(c, fmt, ap);
     va_end(ap);
     if (!r) {
         *err = sdscatprintf(sdsempty(), "no reply (%s)", c->errstr[0] ? c->errstr : "connection lost");
         return NULL;
     }
-    if (r->type == REDIS_REPLY_ERROR) {
+    if (r->type == VALKEY_REPLY_ERROR) {
         *err = sdsnewlen(r->str, r->len);
         freeReplyObject(r);
         return NULL;
@@ -252,9 +249,9 @@ void mpReportInit(mpReport *r) {
 }
 
 /* A map of {name: {keys, bytes}} (types, encodings, dbs, ttl). */
-static void mpParseCounts(const redisReply *m, mpCounts *out) {
+static void mpParseCounts(const valkeyReply *m, mpCounts *out) {
     for (size_t i = 0; i < mpPairs(m); i++) {
-        const redisReply *k = m->element[2 * i], *v = m->element[2 * i + 1];
+        const valkeyReply *k = m->element[2 * i], *v = m->element[2 * i + 1];
         if (!mpIsString(k)) continue;
         mpCount *c = mpCountsGet(out, k->str, k->len);
         c->keys += mpLL(v, "keys");
@@ -263,7 +260,7 @@ static void mpParseCounts(const redisReply *m, mpCounts *out) {
 }
 
 /* Parse a REPORT reply. Returns 0 when it does not look like one. */
-static int mpParseReport(const redisReply *r, mpReport *out) {
+static int mpParseReport(const valkeyReply *r, mpReport *out) {
     mpReportInit(out);
     if (!mpField(r, "status") || !mpField(r, "keys")) return 0;
     sdsfree(out->status);
@@ -280,10 +277,10 @@ static int mpParseReport(const redisReply *r, mpReport *out) {
     mpParseCounts(mpField(r, "dbs"), &out->dbs);
     mpParseCounts(mpField(r, "ttl"), &out->ttl);
 
-    const redisReply *h = mpField(r, "histograms");
+    const valkeyReply *h = mpField(r, "histograms");
     for (size_t i = 0; i < mpPairs(h); i++) {
-        const redisReply *t = h->element[2 * i], *rows = h->element[2 * i + 1];
-        if (!mpIsString(t) || rows->type != REDIS_REPLY_ARRAY) continue;
+        const valkeyReply *t = h->element[2 * i], *rows = h->element[2 * i + 1];
+        if (!mpIsString(t) || rows->type != VALKEY_REPLY_ARRAY) continue;
         for (size_t j = 0; j < rows->elements; j++) {
             mpHistRow row = {sdsnewlen(t->str, t->len), mpLL(rows->element[j], "le"), mpLL(rows->element[j], "keys"),
                              mpLL(rows->element[j], "bytes")};
@@ -291,9 +288,9 @@ static int mpParseReport(const redisReply *r, mpReport *out) {
         }
     }
 
-    const redisReply *tk = mpField(r, "topkeys");
-    for (size_t i = 0; tk && tk->type == REDIS_REPLY_ARRAY && i < tk->elements; i++) {
-        const redisReply *e = tk->element[i];
+    const valkeyReply *tk = mpField(r, "topkeys");
+    for (size_t i = 0; tk && tk->type == VALKEY_REPLY_ARRAY && i < tk->elements; i++) {
+        const valkeyReply *e = tk->element[i];
         mpTopKey k = {.key = mpStr(e, "key"),
                       .db = mpLL(e, "db"),
                       .type = mpStr(e, "type"),
@@ -306,26 +303,26 @@ static int mpParseReport(const redisReply *r, mpReport *out) {
         MP_PUSH(out->topkeys, out->ntopkeys, k);
     }
 
-    const redisReply *px = mpField(r, "prefixes");
-    for (size_t i = 0; px && px->type == REDIS_REPLY_ARRAY && i < px->elements; i++) {
-        const redisReply *e = px->element[i];
+    const valkeyReply *px = mpField(r, "prefixes");
+    for (size_t i = 0; px && px->type == VALKEY_REPLY_ARRAY && i < px->elements; i++) {
+        const valkeyReply *e = px->element[i];
         mpPrefix p = {mpStr(e, "prefix"), mpLL(e, "depth"), mpLL(e, "keys"), mpLL(e, "bytes"),
                       mpLL(e, "error_bytes"), 0};
         MP_PUSH(out->prefixes, out->nprefixes, p);
     }
 
-    const redisReply *sl = mpField(r, "slots");
+    const valkeyReply *sl = mpField(r, "slots");
     out->has_slots = sl != NULL;
-    for (size_t i = 0; sl && sl->type == REDIS_REPLY_ARRAY && i < sl->elements; i++) {
-        const redisReply *e = sl->element[i];
+    for (size_t i = 0; sl && sl->type == VALKEY_REPLY_ARRAY && i < sl->elements; i++) {
+        const valkeyReply *e = sl->element[i];
         mpSlot s = {mpLL(e, "slot"), mpLL(e, "keys"), mpLL(e, "bytes")};
         if (s.slot < 0 || s.slot >= MP_SLOTS) continue;
         MP_PUSH(out->slots, out->nslots, s);
     }
 
-    const redisReply *b = mpField(r, "breakdown");
+    const valkeyReply *b = mpField(r, "breakdown");
     for (size_t i = 0; i < mpPairs(b); i++) {
-        const redisReply *k = b->element[2 * i];
+        const valkeyReply *k = b->element[2 * i];
         if (!mpIsString(k)) continue;
         mpCountsGet(&out->breakdown, k->str, k->len)->bytes += mpReplyLL(b->element[2 * i + 1]);
     }
@@ -336,8 +333,8 @@ static int mpParseReport(const redisReply *r, mpReport *out) {
  * Talking to one node: start, poll, read
  * --------------------------------------------------------------------- */
 
-int mpReadState(redisContext *c, mpNodeState *st, sds *err) {
-    redisReply *r = mpCommand(c, err, "INFO rdb_stats keyspace");
+int mpReadState(valkeyContext *c, mpNodeState *st, sds *err) {
+    valkeyReply *r = mpCommand(c, err, "INFO rdb_stats keyspace");
     if (!r) return 0;
     if (!mpIsString(r)) {
         freeReplyObject(r);
@@ -357,25 +354,25 @@ int mpReadState(redisContext *c, mpNodeState *st, sds *err) {
 }
 
 /* The server's clock, in seconds, or 'fallback' when TIME fails. */
-static long long mpServerTimeOr(redisContext *c, long long fallback) {
+static long long mpServerTimeOr(valkeyContext *c, long long fallback) {
     sds err = NULL;
-    redisReply *r = mpCommand(c, &err, "TIME");
+    valkeyReply *r = mpCommand(c, &err, "TIME");
     long long t = fallback;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) t = mpReplyLL(r->element[0]);
+    if (r && r->type == VALKEY_REPLY_ARRAY && r->elements == 2) t = mpReplyLL(r->element[0]);
     if (r) freeReplyObject(r);
     sdsfree(err);
     return t;
 }
 
-static long long mpServerTime(redisContext *c) {
+static long long mpServerTime(valkeyContext *c) {
     return mpServerTimeOr(c, (long long)time(NULL));
 }
 
 /* A replica whose link to its primary is up (not loading a full sync). */
-int mpReplicaInSync(redisContext *c) {
+int mpReplicaInSync(valkeyContext *c) {
     sds err = NULL;
     char buf[16];
-    redisReply *r = mpCommand(c, &err, "INFO replication");
+    valkeyReply *r = mpCommand(c, &err, "INFO replication");
     int ok = r && mpIsString(r) && mpInfoField(r->str, "master_link_status", buf, sizeof(buf)) && !strcmp(buf, "up");
     if (r) freeReplyObject(r);
     sdsfree(err);
@@ -410,7 +407,7 @@ static sds mpExplainError(sds err, const char *cmd) {
 
 /* Start a profile, or decide to reuse a fresh one (*reused) or to wait for
  * one already running. Returns 0 with *err set on failure. */
-int mpStart(redisContext *c, mpNodeState *st, int *reused, int *started, sds *err) {
+int mpStart(valkeyContext *c, mpNodeState *st, int *reused, int *started, sds *err) {
     *reused = 0;
     *started = 0;
     st->requested = 0;
@@ -433,7 +430,7 @@ int mpStart(redisContext *c, mpNodeState *st, int *reused, int *started, sds *er
     /* The profile we read must be forked after this (mpFresh()); without
      * the server's clock there is nothing to compare with. */
     st->requested = mpServerTimeOr(c, 0);
-    redisReply *r = mpCommand(c, err, cmd);
+    valkeyReply *r = mpCommand(c, err, cmd);
     if (!r) {
         *err = mpExplainError(*err, cmd);
         return 0;
@@ -449,7 +446,7 @@ int mpStart(redisContext *c, mpNodeState *st, int *reused, int *started, sds *er
  * handler is installed before START is sent, and only sets a flag: sending
  * CANCEL from it could cut into the command in flight, so the CANCEL goes
  * out at the next safe point, at the latest as soon as START has answered
- * (hiredis resumes a read or write the signal interrupted). A second Ctrl-C
+ * (the client library resumes a read or write the signal interrupted). A second Ctrl-C
  * ends valkey-cli at once (SA_RESETHAND), should the server not answer. */
 volatile sig_atomic_t mpInterrupted = 0;
 
@@ -467,14 +464,14 @@ void mpCatchSigint(int on) {
     sigaction(SIGINT, &sa, NULL);
 }
 
-void mpCancel(redisContext *c, const char *label) {
+void mpCancel(valkeyContext *c, const char *label) {
     if (memprofCli.save) {
         fprintf(stderr, "%s%sinterrupted: the BGSAVE STAT_MEMORY goes on on the server\n", label ? label : "",
                 label ? ": " : "");
         return;
     }
     sds err = NULL;
-    redisReply *r = mpCommand(c, &err, "MEMORY PROFILE CANCEL");
+    valkeyReply *r = mpCommand(c, &err, "MEMORY PROFILE CANCEL");
     fprintf(stderr, "%s%sinterrupted: %s\n", label ? label : "", label ? ": " : "",
             r ? "the profile was cancelled (MEMORY PROFILE CANCEL)" : err);
     if (r) freeReplyObject(r);
@@ -502,8 +499,8 @@ int mpFresh(const mpNodeState *st, const mpReport *rep, sds *err) {
     return 0;
 }
 
-int mpReadReport(redisContext *c, long count, mpReport *rep, sds *err) {
-    redisReply *r = mpCommand(c, err, "MEMORY PROFILE REPORT COUNT %ld", count);
+int mpReadReport(valkeyContext *c, long count, mpReport *rep, sds *err) {
+    valkeyReply *r = mpCommand(c, err, "MEMORY PROFILE REPORT COUNT %ld", count);
     if (!r) {
         *err = mpExplainError(*err, "MEMORY PROFILE REPORT");
         return 0;
@@ -551,7 +548,7 @@ static void mpFail(const char *where, sds err) {
     sdsfree(err);
 }
 
-int memprofCliRun(redisContext *c, const char *addr, int output) {
+int memprofCliRun(valkeyContext *c, const char *addr, int output) {
     mpNodeState st;
     sds err = NULL;
     int reused, started;
@@ -614,7 +611,7 @@ int memprofCliRun(redisContext *c, const char *addr, int output) {
         mpReportInit(&extra);
         for (size_t t = 0; t < rep.types.n; t++) {
             if (!rep.types.v[t].keys || mpBiggestOfType(&rep, NULL, rep.types.v[t].name)) continue;
-            redisReply *r = mpCommand(c, &err, "MEMORY PROFILE REPORT COUNT 1 TYPE %s", rep.types.v[t].name);
+            valkeyReply *r = mpCommand(c, &err, "MEMORY PROFILE REPORT COUNT 1 TYPE %s", rep.types.v[t].name);
             mpReport one;
             if (r && mpParseReport(r, &one) && one.time == rep.time && one.ntopkeys) {
                 mpTopKey k = one.topkeys[0];

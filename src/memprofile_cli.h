@@ -15,7 +15,8 @@
 #define __MEMPROFILE_CLI_H
 
 #include <stdint.h>
-#include <hiredis.h>
+#define MEMPROF_CLIENT
+#include "memprofile_compat.h"
 
 /* The options, set by memprofCliParseOption(). */
 typedef struct memprofCliConfig {
@@ -41,11 +42,11 @@ int memprofCliParseOption(int argc, char **argv, int *i);
 const char *memprofCliUsage(void);
 
 /* valkey-cli --memprofile on a connected context; returns the exit code. */
-int memprofCliRun(redisContext *c, const char *addr, int output);
+int memprofCliRun(valkeyContext *c, const char *addr, int output);
 
 /* One node of the cluster, as the cluster manager discovered it. */
 typedef struct memprofCliNode {
-    redisContext *context; /* Connected (authenticated) or NULL. */
+    valkeyContext *context; /* Connected (authenticated) or NULL. */
     const char *ip;
     int port;
     const char *name;     /* Node id. */

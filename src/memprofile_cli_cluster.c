@@ -362,7 +362,7 @@ static void mpClusterRun(mpCluster *c) {
             continue;
         }
         struct timeval tv = {MP_REPLY_TIMEOUT_SEC, 0};
-        redisSetTimeout(r->node->context, tv);
+        valkeySetTimeout(r->node->context, tv);
         if (!mpStart(r->node->context, &r->st, &r->reused, &r->started, &r->error))
             r->state = MP_RUN_FAILED;
         else if (r->reused || !r->st.in_progress)

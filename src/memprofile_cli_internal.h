@@ -20,9 +20,6 @@
 
 #include <stddef.h>
 #include <signal.h>
-#include <hiredis.h>
-#include <sdscompat.h>
-#include <sds.h>
 
 #include "zmalloc.h"
 #include "memprofile_cli.h"
@@ -117,17 +114,17 @@ void mpReportInit(mpReport *r);
 void mpReportFree(mpReport *r);
 
 /* Talking to one node. */
-int mpReadState(redisContext *c, mpNodeState *st, sds *err);
-int mpReplicaInSync(redisContext *c);
-int mpStart(redisContext *c, mpNodeState *st, int *reused, int *started, sds *err);
+int mpReadState(valkeyContext *c, mpNodeState *st, sds *err);
+int mpReplicaInSync(valkeyContext *c);
+int mpStart(valkeyContext *c, mpNodeState *st, int *reused, int *started, sds *err);
 extern volatile sig_atomic_t mpInterrupted;
 void mpCatchSigint(int on);
-void mpCancel(redisContext *c, const char *label);
+void mpCancel(valkeyContext *c, const char *label);
 int mpFinished(const mpNodeState *st, sds *err);
 /* After reading the report: 0 with *err set when it is older than our
  * request (the server replied as if it profiled, and did not). */
 int mpFresh(const mpNodeState *st, const mpReport *rep, sds *err);
-int mpReadReport(redisContext *c, long count, mpReport *rep, sds *err);
+int mpReadReport(valkeyContext *c, long count, mpReport *rep, sds *err);
 
 /* The progress bar. */
 void mpProgress(long long done, long long total, long long start_ms, const char *what);

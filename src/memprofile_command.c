@@ -31,13 +31,13 @@ static int memprofParseReportArgs(client *c, memprofReportArgs *args, long count
 
     args->type = -1;
     for (int j = 3; j < c->argc; j++) {
-        const char *opt = c->argv[j]->ptr;
+        const char *opt = objectGetVal(c->argv[j]);
         int more = j + 1 < c->argc;
         if (!strcasecmp(opt, "count") && more && !seen_count) {
             if (getRangeLongFromObjectOrReply(c, c->argv[++j], 0, LONG_MAX, &count, NULL) != C_OK) return C_ERR;
             seen_count = 1;
         } else if (!strcasecmp(opt, "type") && more && !seen_type && allow_type) {
-            const char *name = c->argv[++j]->ptr;
+            const char *name = objectGetVal(c->argv[++j]);
             for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
                 if (!strcasecmp(name, memprofTypeNames[t])) args->type = t;
             }
@@ -278,7 +278,7 @@ static void memprofReportCommand(client *c) {
         memprofReplySlots(c, p, args.count);
     }
     addReplyBulkCString(c, "breakdown");
-    memprofReplyBreakdown(c, f, bytes);
+    memprofReplyBreakdown(c, f, memprofUserData(f));
 }
 
 /* One summary of the history. */
@@ -338,7 +338,7 @@ static void memprofStartCommand(client *c) {
 }
 
 void memprofProfileCommand(client *c) {
-    const char *verb = c->argv[2]->ptr;
+    const char *verb = objectGetVal(c->argv[2]);
     if (!strcasecmp(verb, "report")) {
         memprofReportCommand(c);
     } else if (!strcasecmp(verb, "history")) {

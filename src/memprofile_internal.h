@@ -24,6 +24,7 @@
 #define __MEMPROFILE_INTERNAL_H
 
 #include "server.h"
+#include "memprofile_compat.h"
 #include "memprofile.h"
 
 /* Type/encoding pairs the keyspace can hold: INFO's rdb_stats_<name>_*. */
@@ -95,7 +96,11 @@ typedef struct memprofCount {
 typedef struct memprofFigures {
     memprofCount enc[MEMPROF_ENC_COUNT];
     unsigned long long kv_expire;        /* Expires tables. */
-    unsigned long long kv_hash_meta;     /* Hash field TTL metadata: none in 8.1. */
+    unsigned long long kv_hash_meta;     /* Hash field TTL metadata (9.1; none in 8.1): the
+                                          * volatile sets and the dbs' indexes of keys with
+                                          * volatile fields. */
+    unsigned long long kv_hash_vsets;    /* The volatile sets alone: part of the key bytes
+                                          * above and of kv_hash_meta. */
     unsigned long long um_kvstore;       /* Keyspace tables, object headers excluded. */
     unsigned long long um_clients;       /* Normal, pubsub and primary clients. */
     unsigned long long sys_aof_buf;      /* AOF buffer. */
@@ -145,6 +150,7 @@ typedef struct memprofProfile {
 
 void memprofProfileFree(memprofProfile *p);
 void memprofTotals(const memprofFigures *f, unsigned long long *keys, unsigned long long *bytes);
+unsigned long long memprofUserData(const memprofFigures *f);
 void memprofTypeTotals(const memprofFigures *f, memprofCount types[MEMPROF_TYPE_COUNT]);
 
 /* The published state (memprofile.c). */
@@ -247,7 +253,8 @@ size_t memprofHistoryLength(void);
 const memprofSummary *memprofHistoryGet(size_t i);
 
 /* Sizes (memprofile_size.c). */
-size_t memprofObjectBytes(robj *o, int dbid);
+size_t memprofObjectBytes(robj *o, int dbid, unsigned long long *hash_meta);
+size_t memprofHashtableBytes(hashtable *ht);
 int memprofEncodingOf(robj *o);
 unsigned long long memprofElements(robj *o);
 

@@ -32,8 +32,8 @@ void memprofLogProfile(const memprofProfile *p) {
               "RDB memory breakdown: kv[user=%lluB expire=%lluB hash_meta=%lluB] "
               "user_meta[kvstore=%lluB clients=%lluB] "
               "sys[aof_buf=%lluB repl_buf=%lluB repl_backlog=%lluB]",
-              bytes, f->kv_expire, f->kv_hash_meta, f->um_kvstore, f->um_clients, f->sys_aof_buf, f->sys_repl_buf,
-              f->sys_repl_backlog);
+              memprofUserData(f), f->kv_expire, f->kv_hash_meta, f->um_kvstore, f->um_clients, f->sys_aof_buf,
+              f->sys_repl_buf, f->sys_repl_backlog);
 }
 
 /* ------------------------------------------------------------------------
@@ -55,9 +55,7 @@ const struct memprofWaterfallField memprofWaterfallFields[MEMPROF_WATERFALL_FIEL
 
 /* The profile's own figures: what it names of the allocated memory. */
 static unsigned long long memprofExplained(const memprofFigures *f) {
-    unsigned long long keys, user;
-    memprofTotals(f, &keys, &user);
-    return user + f->kv_expire + f->kv_hash_meta + f->um_kvstore + f->um_clients + f->sys_aof_buf +
+    return memprofUserData(f) + f->kv_expire + f->kv_hash_meta + f->um_kvstore + f->um_clients + f->sys_aof_buf +
            f->sys_repl_buf + f->sys_repl_backlog;
 }
 
@@ -119,8 +117,8 @@ sds memprofInfoString(sds info) {
                         "mem_sys_aof_buffer:%llu\r\n"
                         "mem_sys_repl_buffer:%llu\r\n"
                         "mem_sys_repl_backlog:%llu\r\n",
-                        bytes, f->kv_expire, f->kv_hash_meta, f->um_kvstore, f->um_clients, f->sys_aof_buf,
-                        f->sys_repl_buf, f->sys_repl_backlog);
+                        memprofUserData(f), f->kv_expire, f->kv_hash_meta, f->um_kvstore, f->um_clients,
+                        f->sys_aof_buf, f->sys_repl_buf, f->sys_repl_backlog);
     for (int i = 0; i < MEMPROF_TTL_BUCKETS; i++) {
         info = sdscatprintf(info, "rdb_stats_ttl_%s_keys:%llu\r\nrdb_stats_ttl_%s_bytes:%llu\r\n", memprofTtlNames[i],
                             f->ttl[i].keys, memprofTtlNames[i], f->ttl[i].bytes);
@@ -286,7 +284,12 @@ static sds memprofWaterfallReport(sds s, const memprofPublished *pub, const memp
     for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         if (types[t].bytes) lines[n++] = (typeof(lines[0])){memprofTypeNames[t], (long long)types[t].bytes};
     }
-    int ntypes = n; /* The user data lines. */
+    int ntypes = n; /* The user data lines (with the hashes' volatile sets). */
+#if MEMPROF_BASE_9
+    /* The rest of the hash field TTL metadata: the dbs' indexes of keys with
+     * volatile fields. */
+    lines[n++] = (typeof(lines[0])){"hash field TTL index", (long long)(f->kv_hash_meta - f->kv_hash_vsets)};
+#endif
     lines[n++] = (typeof(lines[0])){"expires tables", (long long)f->kv_expire};
     lines[n++] = (typeof(lines[0])){"keyspace tables", (long long)f->um_kvstore};
     lines[n++] = (typeof(lines[0])){"client buffers", (long long)f->um_clients};
@@ -468,6 +471,7 @@ static sds memprofDoctorCategories(sds report,
         unsigned long long bytes;
     } cat[] = {
         {"user data", user},
+        {"hash field TTL metadata", f->kv_hash_meta},
         {"expires tables", f->kv_expire},
         {"keyspace tables", f->um_kvstore},
         {"client buffers", f->um_clients},
@@ -476,7 +480,7 @@ static sds memprofDoctorCategories(sds report,
         {"replication backlog", f->sys_repl_backlog},
     };
     int ncat = sizeof(cat) / sizeof(cat[0]);
-    *explained = f->kv_hash_meta;
+    *explained = 0;
     for (int i = 0; i < ncat; i++) *explained += cat[i].bytes;
     report = sdscat(report, " * Largest categories:");
     for (int shown = 0; shown < 3; shown++) {
@@ -576,7 +580,7 @@ sds memprofDoctorReport(sds report) {
     report = memprofCatBytes(report, user);
     report = sdscat(report, " of user data.\n");
     report = memprofDoctorTypes(report, &pub->last->f, user);
-    report = memprofDoctorCategories(report, pub, user, &explained, &net);
+    report = memprofDoctorCategories(report, pub, memprofUserData(&pub->last->f), &explained, &net);
 
     memprofWaterfall w;
     memprofGetWaterfall(pub, &w);

@@ -22,7 +22,6 @@
  * that finished before it could be killed is published like any other. */
 
 #include "memprofile_internal.h"
-#include "lua/debug_lua.h"
 
 #include <sys/wait.h>
 
@@ -319,7 +318,7 @@ void memprofStartScheduled(void) {
 }
 
 int memprofChildGivesWay(void) {
-    return server.child_type == CHILD_TYPE_MEMPROF && !ldbPendingChildren();
+    return server.child_type == CHILD_TYPE_MEMPROF && !scriptingEngineDebuggerPendingChildren();
 }
 
 void memprofKillChild(const char *why) {

@@ -15,6 +15,9 @@
 
 #include "memprofile_internal.h"
 #include "module.h"
+#if MEMPROF_BASE_9
+#include "vset.h"
+#endif
 
 /* The usable size of 'ptr', allocated with a request of 'request' bytes. */
 static inline size_t memprofClassSize(void *ptr, size_t request) {
@@ -46,8 +49,18 @@ static size_t memprofStringValueBytes(sds s) {
 
 static size_t memprofZslNodeBytes(zskiplistNode *zn) {
     /* The height of a node is kept in its level 0 span (see server.h). */
-    size_t request = sizeof(*zn) + zn->level[0].span * sizeof(struct zskiplistLevel);
+    size_t height = zn->level[0].span;
+#if MEMPROF_BASE_9
+    /* One allocation: the node, its levels, a byte giving the element's sds
+     * header size, and the element (zslCreateNode()). */
+    sds ele = zslGetNodeElement(zn);
+    size_t request = sizeof(*zn) + (height - 1) * sizeof(struct zskiplistLevel) + 1 + sdsHdrSize(sdsType(ele)) +
+                     sdslen(ele) + 1;
+    return memprofClassSize(zn, request);
+#else
+    size_t request = sizeof(*zn) + height * sizeof(struct zskiplistLevel);
     return memprofClassSize(zn, request) + memprofSdsBytes(zn->ele);
+#endif
 }
 
 /* The object header: one allocation holding the header, the expire, the
@@ -56,7 +69,8 @@ static size_t memprofZslNodeBytes(zskiplistNode *zn) {
  * rest of the allocation, up to its end. */
 static size_t memprofHeaderBytes(robj *o) {
     if (o->type == OBJ_STRING && o->encoding == OBJ_ENCODING_EMBSTR) {
-        return (size_t)((char *)o->ptr - (char *)o) + sdsalloc(o->ptr) + 1;
+        sds val = objectGetVal(o);
+        return (size_t)((char *)val - (char *)o) + sdsalloc(val) + 1;
     }
     size_t request = sizeof(robj);
     if (o->hasexpire) request += sizeof(long long);
@@ -72,7 +86,7 @@ static size_t memprofHeaderBytes(robj *o) {
  * are allocator size classes, so the count times the size is exact. Not
  * upstream's hashtableMemUsage(): it counts the struct by its request
  * (sizeof + metadata), while the allocator hands out the size class above. */
-static size_t memprofHashtableBytes(hashtable *ht) {
+size_t memprofHashtableBytes(hashtable *ht) {
     size_t buckets = hashtableBuckets(ht) + hashtableChainedBuckets(ht, 0) + hashtableChainedBuckets(ht, 1);
     return zmalloc_size(ht) + buckets * HASHTABLE_BUCKET_SIZE;
 }
@@ -88,7 +102,26 @@ static size_t memprofQuicklistBytes(quicklist *ql) {
 
 /* The skiplist's structures; its nodes are elements (memprofElementBytes()). */
 static size_t memprofZsetBytes(zset *zs) {
+#if MEMPROF_BASE_9
+    /* The header node is inside the zskiplist. */
+    return zmalloc_size(zs) + memprofHashtableBytes(zs->ht) + zmalloc_size(zs->zsl);
+#else
     return zmalloc_size(zs) + memprofHashtableBytes(zs->ht) + zmalloc_size(zs->zsl) + zmalloc_size(zs->zsl->header);
+#endif
+}
+
+/* A hash's volatile set (its fields with a TTL, 9.1), kept in its
+ * hashtable's metadata: every vector, rax and bucket table it owns
+ * (vsetAllocSize(), the hook in vset.c). 0 for a hash without one. */
+static size_t memprofVolatileSetBytes(robj *o) {
+#if MEMPROF_BASE_9
+    vset *set = (vset *)hashtableMetadata(objectGetVal(o));
+    if (!vsetIsValid(set)) return 0;
+    return vsetAllocSize(set, memprofHashtableBytes);
+#else
+    UNUSED(o);
+    return 0;
+#endif
 }
 
 static size_t memprofStreamBytes(stream *s) {
@@ -134,18 +167,18 @@ static size_t memprofValueBytes(robj *o, int dbid) {
     if (o->type == OBJ_MODULE) {
         robj keyobj;
         initStaticStringObject(keyobj, objectGetKey(o));
-        return bytes + zmalloc_size(o->ptr) + moduleGetMemUsage(&keyobj, o, 0, dbid);
+        return bytes + zmalloc_size(objectGetVal(o)) + moduleGetMemUsage(&keyobj, o, 0, dbid);
     }
     switch (o->encoding) {
     case OBJ_ENCODING_INT:
     case OBJ_ENCODING_EMBSTR: return bytes; /* All in the header. */
-    case OBJ_ENCODING_RAW: return bytes + memprofStringValueBytes(o->ptr);
+    case OBJ_ENCODING_RAW: return bytes + memprofStringValueBytes(objectGetVal(o));
     case OBJ_ENCODING_LISTPACK:
-    case OBJ_ENCODING_INTSET: return bytes + zmalloc_size(o->ptr);
-    case OBJ_ENCODING_QUICKLIST: return bytes + memprofQuicklistBytes(o->ptr);
-    case OBJ_ENCODING_HASHTABLE: return bytes + memprofHashtableBytes(o->ptr);
-    case OBJ_ENCODING_SKIPLIST: return bytes + memprofZsetBytes(o->ptr);
-    case OBJ_ENCODING_STREAM: return bytes + memprofStreamBytes(o->ptr);
+    case OBJ_ENCODING_INTSET: return bytes + zmalloc_size(objectGetVal(o));
+    case OBJ_ENCODING_QUICKLIST: return bytes + memprofQuicklistBytes(objectGetVal(o));
+    case OBJ_ENCODING_HASHTABLE: return bytes + memprofHashtableBytes(objectGetVal(o));
+    case OBJ_ENCODING_SKIPLIST: return bytes + memprofZsetBytes(objectGetVal(o));
+    case OBJ_ENCODING_STREAM: return bytes + memprofStreamBytes(objectGetVal(o));
     default: return bytes;
     }
 }
@@ -176,27 +209,38 @@ static size_t memprofElementBytes(robj *o) {
     void *next;
     hashtableIterator it;
     if (o->type == OBJ_SET && o->encoding == OBJ_ENCODING_HASHTABLE) {
-        hashtableInitIterator(&it, o->ptr, 0);
+        hashtableInitIterator(&it, objectGetVal(o), 0);
         while (hashtableNext(&it, &next)) bytes += memprofSdsBytes(next);
-        hashtableResetIterator(&it);
+        hashtableCleanupIterator(&it);
     } else if (o->type == OBJ_ZSET && o->encoding == OBJ_ENCODING_SKIPLIST) {
-        for (zskiplistNode *zn = ((zset *)o->ptr)->zsl->tail; zn; zn = zn->backward) bytes += memprofZslNodeBytes(zn);
+        zset *zs = objectGetVal(o);
+        for (zskiplistNode *zn = zslGetTail(zs->zsl); zn; zn = zn->backward) bytes += memprofZslNodeBytes(zn);
     } else if (o->type == OBJ_HASH && o->encoding == OBJ_ENCODING_HASHTABLE) {
-        hashtableInitIterator(&it, o->ptr, 0);
-        while (hashtableNext(&it, &next)) bytes += hashTypeEntryMemUsage(next);
-        hashtableResetIterator(&it);
+        /* Fields already expired but not reclaimed hold memory: 9.1's hash
+         * table type hides them from iteration unless told not to. */
+        hashtableInitIterator(&it, objectGetVal(o), HASHTABLE_ITER_SKIP_VALIDATION);
+        while (hashtableNext(&it, &next)) bytes += entryMemUsage(next);
+        hashtableCleanupIterator(&it);
     }
     return bytes;
 }
 
 /* A key's exact bytes: its value and every element. The one sizing walk,
  * for the save child (through rdb.c's callback) and the profile-only child
- * alike. */
-size_t memprofObjectBytes(robj *o, int dbid) {
+ * alike. What deleting the key frees, so a hash's volatile set is part of
+ * it; those bytes are also added to *hash_meta. */
+size_t memprofObjectBytes(robj *o, int dbid, unsigned long long *hash_meta) {
     size_t bytes = memprofValueBytes(o, dbid);
     /* Only hashtable sets and hashes and skiplist zsets have elements sized
      * apart from their value. */
-    if (o->encoding == OBJ_ENCODING_HASHTABLE || o->encoding == OBJ_ENCODING_SKIPLIST) bytes += memprofElementBytes(o);
+    if (o->encoding == OBJ_ENCODING_HASHTABLE || o->encoding == OBJ_ENCODING_SKIPLIST) {
+        bytes += memprofElementBytes(o);
+        if (o->type == OBJ_HASH) {
+            size_t meta = memprofVolatileSetBytes(o);
+            bytes += meta;
+            *hash_meta += meta;
+        }
+    }
     return bytes;
 }
 
@@ -209,7 +253,7 @@ unsigned long long memprofElements(robj *o) {
     case OBJ_SET: return setTypeSize(o);
     case OBJ_ZSET: return zsetLength(o);
     case OBJ_HASH: return hashTypeLength(o);
-    case OBJ_STREAM: return ((stream *)o->ptr)->length;
+    case OBJ_STREAM: return ((stream *)objectGetVal(o))->length;
     default: return 0;
     }
 }

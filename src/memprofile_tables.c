@@ -43,6 +43,14 @@ void memprofTotals(const memprofFigures *f, unsigned long long *keys, unsigned l
     }
 }
 
+/* mem_kv_user_data: the keys' bytes but their hashes' volatile sets, which
+ * mem_kv_hash_metadata counts (9.1), so that the breakdown adds up. */
+unsigned long long memprofUserData(const memprofFigures *f) {
+    unsigned long long keys, bytes;
+    memprofTotals(f, &keys, &bytes);
+    return bytes - f->kv_hash_vsets;
+}
+
 void memprofTypeTotals(const memprofFigures *f, memprofCount types[MEMPROF_TYPE_COUNT]) {
     memset(types, 0, sizeof(memprofCount) * MEMPROF_TYPE_COUNT);
     for (int i = 0; i < MEMPROF_ENC_COUNT; i++) {

@@ -293,6 +293,8 @@ static const char *memprofCheckTotals(const memprofProfile *p) {
     memprofTotals(&p->f, &keys, &bytes);
     for (int i = 0; i < MEMPROF_TTL_BUCKETS; i++) k += p->f.ttl[i].keys, b += p->f.ttl[i].bytes;
     if (k != keys || b != bytes) return "its TTL buckets do not add up to its totals";
+    if (p->f.kv_hash_vsets > bytes || p->f.kv_hash_vsets > p->f.kv_hash_meta)
+        return "its volatile sets exceed its key bytes or its hash field metadata";
     memprofCount types[MEMPROF_TYPE_COUNT];
     memprofTypeTotals(&p->f, types);
     for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
