@@ -23,6 +23,18 @@ proc mp_profile {{r r}} {
     }
 }
 
+# Whether the server is built on the 9.x base (fixtures that depend on the
+# base say so: embedding thresholds, hash field TTLs).
+proc mp_base9 {} {
+    expr {[lindex [split [s valkey_version] .] 0] >= 9}
+}
+
+# The shortest string value that is RAW under any key: 8.1 embeds a value
+# while the whole object is <= 64 bytes, 9.1 while it is <= 128 bytes.
+proc mp_raw_min {} {
+    expr {[mp_base9] ? 130 : 60}
+}
+
 proc mp_is_jemalloc {} {
     string match {*jemalloc*} [s mem_allocator]
 }

@@ -635,7 +635,7 @@ start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] 
 
     test {Prefixes: depth 1 keeps only the first level, depth 0 none; several delimiter bytes; no delimiter} {
         r flushall sync
-        for {set i 0} {$i < 50} {incr i} { r set [format svc/api:v1/obj%03d $i] [string repeat o 80] }
+        for {set i 0} {$i < 50} {incr i} { r set [format svc/api:v1/obj%03d $i] [string repeat o [mp_raw_min]] }
         for {set i 0} {$i < 30} {incr i} { r set [format svc:%03d $i] [expr {1000000 + $i}] }
         r config set memory-profile-prefix-delimiters ":/"
         r config set memory-profile-prefix-depth 3

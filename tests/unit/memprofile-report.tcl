@@ -195,7 +195,7 @@ start_server [list tags {"memprofile external:skip"} overrides $::mp_report_over
     test {MEMORY PROFILE is in MEMORY HELP, COMMAND DOCS and COMMAND INFO} {
         assert_match {*PROFILE REPORT \[COUNT <count>\] \[TYPE <type>\]*} [r memory help]
         set docs [dict get [r command docs memory|profile] memory|profile]
-        assert_equal 8.1.1-memprofile [dict get $docs since]
+        assert_equal "[s valkey_version]-memprofile" [dict get $docs since]
         assert_equal server [dict get $docs group]
         # MEMORY PROFILE <START | CANCEL | REPORT | HISTORY> [COUNT count] [TYPE type]
         lassign [dict get $docs arguments] operation count type

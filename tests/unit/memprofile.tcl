@@ -186,7 +186,7 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
             for {set i 0} {$i < 3000} {incr i} { $c set k:$i "value-$i" }
         }
         string_raw raw 1000 {
-            for {set i 0} {$i < 1000} {incr i} { $c set k:$i [string repeat x [expr {60 + $i % 300}]] }
+            for {set i 0} {$i < 1000} {incr i} { $c set k:$i [string repeat x [expr {[mp_raw_min] + $i % 300}]] }
         }
         list_listpack listpack 1000 {
             for {set i 0} {$i < 1000} {incr i} { $c rpush k:$i a b c [expr {$i * 7}] "element-$i" }
@@ -319,12 +319,12 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
         }
         string_raw raw {32 127} {
             for {set i 0} {$i < 1000} {incr i} {
-                $c set [mp_key $i [expr {32 + $i % 96}]] [string repeat r [expr {60 + $i % 300}]]
+                $c set [mp_key $i [expr {32 + $i % 96}]] [string repeat r [expr {[mp_raw_min] + $i % 300}]]
             }
         }
         string_raw raw {128 383} {
             for {set i 0} {$i < 1000} {incr i} {
-                $c set [mp_key $i [expr {128 + $i % 256}]] [string repeat r [expr {60 + $i % 300}]]
+                $c set [mp_key $i [expr {128 + $i % 256}]] [string repeat r [expr {[mp_raw_min] + $i % 300}]]
             }
         }
         hash_listpack listpack {32 127} {
@@ -350,12 +350,15 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
     }
 
     # Short values under long keys: the value is embedded only when the whole
-    # object is <= 64 bytes, so under a long key even a 1-byte value is RAW,
-    # an sds of its own, of type 5 below 32 bytes (a header that does not
-    # record the allocation) and of type 8 above. Catches a RAW value sized
-    # as if embedded, or a type 5 sds sized from a wrong header.
+    # object is <= 64 bytes (8.1; 128 bytes on 9.1), so under a long key even
+    # a 1-byte value is RAW, an sds of its own, of type 5 below 32 bytes (a
+    # header that does not record the allocation) and of type 8 above.
+    # Catches a RAW value sized as if embedded, or a type 5 sds sized from a
+    # wrong header.
     foreach {lens vlens} {{42 127} {1 31} {128 383} {1 31} {42 127} {32 40}} {
         lassign $lens minlen maxlen
+        # On 9.1 a key of 42 bytes still leaves room for a short value.
+        if {[mp_base9] && $minlen == 42} { set minlen 120 }
         lassign $vlens minv maxv
         test "Profile of short RAW values ($minv to $maxv bytes) under keys of $minlen to $maxlen bytes" {
             set span [expr {$maxlen - $minlen + 1}]
@@ -377,7 +380,7 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
             for {set i 0} {$i < 1000} {incr i} {
                 set k [mp_key $i [expr {[string length "k:$i:"] + ($i * 7) % 380}]]
                 if {$i == 0} { set k [mp_key 0 32] }
-                $c set $k [string repeat t [expr {50 + $i % 100}]]
+                $c set $k [string repeat t [expr {[mp_raw_min] - 10 + $i % 100}]]
                 $c expire $k 100000
             }
         }
@@ -519,7 +522,9 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
                                  mem_sys_repl_buffer repl_buf mem_sys_repl_backlog repl_backlog} {
             assert_equal [dict get $d $info] [dict get $log $log_name] $info
         }
-        assert_equal 0 [dict get $log hash_meta]
+        # 8.1 has no hash field TTLs; 9.1 counts each db's index of keys
+        # with volatile fields (its empty tables too).
+        if {![mp_base9]} { assert_equal 0 [dict get $log hash_meta] }
         mp_assert_keyspace_figures $stats
     }
 
