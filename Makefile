@@ -17,7 +17,7 @@
 # hold the default base's binaries, build/<base>/bin/ each base's.
 
 BASES        = 8.1 9.1
-DEFAULT_BASE = 8.1
+DEFAULT_BASE = 9.1
 BASE        ?= $(DEFAULT_BASE)
 ifeq ($(filter $(BASE),$(BASES)),)
 $(error BASE=$(BASE): the bases are $(BASES))

@@ -170,6 +170,11 @@ static void memprofMeasureForkInstant(memprofFigures *f) {
     f->sys_aof_buf = mh->aof_buffer;
     f->sys_repl_buf = mh->clients_replicas;
     f->sys_repl_backlog = mh->repl_backlog;
+#if MEMPROF_BASE_9
+    f->sys_repl_pending = mh->replicas_repl_buffer;
+    f->sys_slot_import = mh->cluster_slot_import;
+    f->sys_slot_export = mh->cluster_slot_export;
+#endif
     freeMemoryOverheadData(mh);
 }
 

@@ -218,11 +218,11 @@ static void memprofReplySlots(client *c, const memprofProfile *p, size_t count) 
     }
 }
 
-/* breakdown: the eight mem_* figures of INFO rdb_stats. */
+/* breakdown: the eleven mem_* figures of INFO rdb_stats. */
 static void memprofReplyBreakdown(client *c, const memprofFigures *f, unsigned long long user) {
     memprofWaterfall w;
     memprofGetWaterfall(memprofGetPublished(), &w);
-    addReplyMapLen(c, 8 + MEMPROF_WATERFALL_FIELDS);
+    addReplyMapLen(c, 11 + MEMPROF_WATERFALL_FIELDS);
     memprofReplyField(c, "mem_kv_user_data", (long long)user);
     memprofReplyField(c, "mem_kv_expiration", (long long)f->kv_expire);
     memprofReplyField(c, "mem_kv_hash_metadata", (long long)f->kv_hash_meta);
@@ -231,6 +231,9 @@ static void memprofReplyBreakdown(client *c, const memprofFigures *f, unsigned l
     memprofReplyField(c, "mem_sys_aof_buffer", (long long)f->sys_aof_buf);
     memprofReplyField(c, "mem_sys_repl_buffer", (long long)f->sys_repl_buf);
     memprofReplyField(c, "mem_sys_repl_backlog", (long long)f->sys_repl_backlog);
+    memprofReplyField(c, "mem_sys_repl_pending", (long long)f->sys_repl_pending);
+    memprofReplyField(c, "mem_sys_slot_import", (long long)f->sys_slot_import);
+    memprofReplyField(c, "mem_sys_slot_export", (long long)f->sys_slot_export);
     /* The RSS waterfall's figures. */
     for (int i = 0; i < MEMPROF_WATERFALL_FIELDS; i++) {
         memprofReplyField(c, memprofWaterfallFields[i].name, MEMPROF_WATERFALL_VALUE(&w, i));

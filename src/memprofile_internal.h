@@ -106,6 +106,12 @@ typedef struct memprofFigures {
     unsigned long long sys_aof_buf;      /* AOF buffer. */
     unsigned long long sys_repl_buf;     /* Replication buffer beyond the backlog. */
     unsigned long long sys_repl_backlog; /* Backlog and its index. */
+    /* 9.1's MEMORY STATS buffers (0 on 8.1): a replica's pending replication
+     * data (dual-channel sync), and the clients of slot imports and exports
+     * (atomic slot migration). */
+    unsigned long long sys_repl_pending;
+    unsigned long long sys_slot_import;
+    unsigned long long sys_slot_export;
     memprofCount ttl[MEMPROF_TTL_BUCKETS];
     memprofCount hist[MEMPROF_TYPE_COUNT][MEMPROF_HIST_BUCKETS];
 } memprofFigures;

@@ -56,7 +56,7 @@ const struct memprofWaterfallField memprofWaterfallFields[MEMPROF_WATERFALL_FIEL
 /* The profile's own figures: what it names of the allocated memory. */
 static unsigned long long memprofExplained(const memprofFigures *f) {
     return memprofUserData(f) + f->kv_expire + f->kv_hash_meta + f->um_kvstore + f->um_clients + f->sys_aof_buf +
-           f->sys_repl_buf + f->sys_repl_backlog;
+           f->sys_repl_buf + f->sys_repl_backlog + f->sys_repl_pending + f->sys_slot_import + f->sys_slot_export;
 }
 
 void memprofGetWaterfall(const memprofPublished *pub, memprofWaterfall *w) {
@@ -116,9 +116,13 @@ sds memprofInfoString(sds info) {
                         "mem_um_clients_io:%llu\r\n"
                         "mem_sys_aof_buffer:%llu\r\n"
                         "mem_sys_repl_buffer:%llu\r\n"
-                        "mem_sys_repl_backlog:%llu\r\n",
+                        "mem_sys_repl_backlog:%llu\r\n"
+                        "mem_sys_repl_pending:%llu\r\n"
+                        "mem_sys_slot_import:%llu\r\n"
+                        "mem_sys_slot_export:%llu\r\n",
                         memprofUserData(f), f->kv_expire, f->kv_hash_meta, f->um_kvstore, f->um_clients,
-                        f->sys_aof_buf, f->sys_repl_buf, f->sys_repl_backlog);
+                        f->sys_aof_buf, f->sys_repl_buf, f->sys_repl_backlog, f->sys_repl_pending,
+                        f->sys_slot_import, f->sys_slot_export);
     for (int i = 0; i < MEMPROF_TTL_BUCKETS; i++) {
         info = sdscatprintf(info, "rdb_stats_ttl_%s_keys:%llu\r\nrdb_stats_ttl_%s_bytes:%llu\r\n", memprofTtlNames[i],
                             f->ttl[i].keys, memprofTtlNames[i], f->ttl[i].bytes);
@@ -279,7 +283,7 @@ static sds memprofWaterfallReport(sds s, const memprofPublished *pub, const memp
     struct {
         const char *what;
         long long bytes;
-    } lines[MEMPROF_TYPE_COUNT + 16];
+    } lines[MEMPROF_TYPE_COUNT + 20];
     int n = 0;
     for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         if (types[t].bytes) lines[n++] = (typeof(lines[0])){memprofTypeNames[t], (long long)types[t].bytes};
@@ -296,6 +300,11 @@ static sds memprofWaterfallReport(sds s, const memprofPublished *pub, const memp
     lines[n++] = (typeof(lines[0])){"AOF buffer", (long long)f->sys_aof_buf};
     lines[n++] = (typeof(lines[0])){"replication buffers", (long long)f->sys_repl_buf};
     lines[n++] = (typeof(lines[0])){"replication backlog", (long long)f->sys_repl_backlog};
+#if MEMPROF_BASE_9
+    lines[n++] = (typeof(lines[0])){"pending replication data", (long long)f->sys_repl_pending};
+    lines[n++] = (typeof(lines[0])){"slot import clients", (long long)f->sys_slot_import};
+    lines[n++] = (typeof(lines[0])){"slot export clients", (long long)f->sys_slot_export};
+#endif
     lines[n++] = (typeof(lines[0])){"other allocations", w->other};
     lines[n++] = (typeof(lines[0])){"startup memory", w->startup};
     lines[n++] = (typeof(lines[0])){"allocator fragmentation", w->frag};
@@ -478,6 +487,8 @@ static sds memprofDoctorCategories(sds report,
         {"AOF buffer", f->sys_aof_buf},
         {"replication buffers", f->sys_repl_buf},
         {"replication backlog", f->sys_repl_backlog},
+        {"pending replication data", f->sys_repl_pending},
+        {"slot migration clients", f->sys_slot_import + f->sys_slot_export},
     };
     int ncat = sizeof(cat) / sizeof(cat[0]);
     *explained = 0;

@@ -419,7 +419,26 @@ def run(args, workdir):
                 raise DemoError("MEMORY DOCTOR lacks its '%s' part" % part)
             print(doctor[start:].split("\n\n")[0].rstrip())
 
-        step(10, "valkey-cli --memprofile --memprofile-count 5 (a profile-only child, then the summary)")
+        version = parse_info(server.cli("INFO", "server"))["valkey_version"]
+        if int(version.split(".")[0]) >= 9:
+            step(10, "Hash field TTLs (9.1): HEXPIRE on 2000 fields of 10 catalogs, then a profile")
+            for i in range(10):
+                fields = ["field-%d" % j for j in range(2000)]
+                server.cli("HEXPIRE", "catalog:%d" % i, str(3600 + i * 60), "FIELDS", str(len(fields)), *fields)
+            print(server.cli("MEMORY", "PROFILE", "START").strip())
+            info_text, info = wait_for_profile(server)
+            user, meta = int(info["mem_kv_user_data"]), int(info["mem_kv_hash_metadata"])
+            vsets = int(info["rdb_stats_bytes"]) - user
+            if vsets <= 0 or meta <= vsets:
+                raise DemoError("hash field TTL metadata not measured: bytes %s, user data %d, metadata %d"
+                                % (info["rdb_stats_bytes"], user, meta))
+            print("mem_kv_hash_metadata %s: the volatile sets %s (inside the hashes' own bytes, not in "
+                  "mem_kv_user_data) and the index of keys with volatile fields %s"
+                  % (human(meta), human(vsets), human(meta - vsets)))
+        else:
+            step(10, "Hash field TTLs: none on %s (mem_kv_hash_metadata %s)" % (version, info["mem_kv_hash_metadata"]))
+
+        step(11, "valkey-cli --memprofile --memprofile-count 5 (a profile-only child, then the summary)")
         started = time.monotonic()
         output = server.cli("--memprofile", "--memprofile-count", "5")
         if "-------- summary -------" not in output:
@@ -427,7 +446,7 @@ def run(args, workdir):
         print(output.rstrip())
         print("(valkey-cli --memprofile took %.1f s)" % (time.monotonic() - started))
 
-        step(11, "Flame graph of memory by key prefix (utils/memprof_flame.py)")
+        step(12, "Flame graph of memory by key prefix (utils/memprof_flame.py)")
         write_flame_graph(server.port, os.path.dirname(args.bin))
     finally:
         server.stop()

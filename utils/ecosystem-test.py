@@ -53,7 +53,8 @@ ENCODINGS = ("string_int string_embstr string_raw list_listpack list_quicklist s
              "set_hashtable zset_listpack zset_skiplist hash_listpack hash_hashtable stream_stream").split()
 TTL_BUCKETS = ("none", "expired", "1h", "1d", "7d", "later")
 CATEGORIES = ("kv_user_data kv_expiration kv_hash_metadata um_kvstore um_clients_io sys_aof_buffer "
-              "sys_repl_buffer sys_repl_backlog startup other_allocations allocator_frag allocator_dirty "
+              "sys_repl_buffer sys_repl_backlog sys_repl_pending sys_slot_import sys_slot_export "
+              "startup other_allocations allocator_frag allocator_dirty "
               "allocator_muzzy rss_other").split()
 SCRAPE_TIMEOUT = 60.0
 GRAPH_WIDTH = 1200

@@ -12,12 +12,12 @@
 # too and fails on any error or leak report. The byte-exact assertions skip
 # on these builds (the allocator is not jemalloc); everything else runs.
 # MODE (environment) chooses the test selection for the sanitizers:
-# ours+subset (default) or ours. BASE (environment, default 8.1): which
+# ours+subset (default) or ours. BASE (environment, default 9.1): which
 # base's pristine tree and patches (build/<base>/checked-<kind>/).
 set -eu
 cd "$(dirname "$0")/.."
 mode=${MODE:-ours+subset}
-base=${BASE:-8.1}
+base=${BASE:-9.1}
 jobs=$(nproc 2>/dev/null || echo 2)
 rc=0
 [ $# -gt 0 ] || set -- address undefined

@@ -25,8 +25,8 @@ proc mp_profile {{r r}} {
 
 # Whether the server is built on the 9.x base (fixtures that depend on the
 # base say so: embedding thresholds, hash field TTLs).
-proc mp_base9 {} {
-    expr {[lindex [split [s valkey_version] .] 0] >= 9}
+proc mp_base9 {{r r}} {
+    expr {[lindex [split [getInfoProperty [{*}$r info server] valkey_version] .] 0] >= 9}
 }
 
 # The shortest string value that is RAW under any key: 8.1 embeds a value

@@ -13,8 +13,8 @@ set ::mp_encodings {string_int string_embstr string_raw list_listpack list_quick
     set_hashtable zset_listpack zset_skiplist hash_listpack hash_hashtable stream_stream}
 set ::mp_ttl_buckets {none expired 1h 1d 7d later}
 set ::mp_breakdown {mem_kv_user_data mem_kv_expiration mem_kv_hash_metadata mem_um_kvstore mem_um_clients_io
-    mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog
-    mem_rss mem_startup mem_other_allocations mem_allocator_frag mem_allocator_dirty mem_allocator_muzzy
+    mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog mem_sys_repl_pending mem_sys_slot_import
+    mem_sys_slot_export mem_rss mem_startup mem_other_allocations mem_allocator_frag mem_allocator_dirty mem_allocator_muzzy
     mem_allocator_retained mem_rss_other}
 set ::mp_fields {status source time duration_ms used_memory keys bytes types encodings dbs ttl histograms
     topkeys prefixes breakdown}

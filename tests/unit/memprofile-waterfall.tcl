@@ -96,7 +96,8 @@ start_server {overrides {save "" enable-debug-command yes latency-tracking no ac
         # unit/memprofile), the lines add up to RSS.
         set sum 0
         foreach f {mem_kv_user_data mem_kv_expiration mem_kv_hash_metadata mem_um_kvstore mem_um_clients_io
-                   mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog mem_startup mem_other_allocations
+                   mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog mem_sys_repl_pending
+                   mem_sys_slot_import mem_sys_slot_export mem_startup mem_other_allocations
                    mem_allocator_frag mem_allocator_dirty mem_allocator_muzzy mem_rss_other} {
             incr sum [dict get $d $f]
         }

@@ -151,7 +151,8 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
             lappend expected rdb_stats_${e}_keys rdb_stats_${e}_bytes
         }
         lappend expected mem_kv_user_data mem_kv_expiration mem_kv_hash_metadata mem_um_kvstore \
-            mem_um_clients_io mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog
+            mem_um_clients_io mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog mem_sys_repl_pending \
+            mem_sys_slot_import mem_sys_slot_export
         # The TTL horizon is always present; per-db fields only for dbs with keys.
         lappend expected rdb_stats_source rdb_stats_progress_keys
         # The RSS waterfall at the fork.
