@@ -19,11 +19,15 @@
 
 #include "memprofile_internal.h"
 #include "cluster.h"
+#if MEMPROF_BASE_9
+#include "cluster_migrateslots.h"
+#endif
 
 static struct {
     memprofFigures f;
     memprofCount *dbs;   /* server.dbnum entries. */
     memprofCount *slots; /* CLUSTER_SLOTS entries, cluster mode only. */
+    unsigned char *importing; /* CLUSTER_SLOTS flags: slots being imported (9.1), or NULL. */
     memprofTopKeys *topkeys[MEMPROF_TYPE_COUNT];
     unsigned long long top_floor[MEMPROF_TYPE_COUNT]; /* A key must be larger to enter. */
     unsigned char encoding_of[16][16];                /* memprofEncodingOf() by type, encoding. */
@@ -141,6 +145,10 @@ static void memprofAccountKey(robj *o, int dbid) {
         int slot = keyHashSlot(key, (int)sdslen(key));
         child.slots[slot].keys++;
         child.slots[slot].bytes += bytes;
+        if (child.importing && child.importing[slot]) {
+            f->importing.keys++;
+            f->importing.bytes += bytes;
+        }
     }
     if (bytes > child.top_floor[type]) {
         child.top_floor[type] = memprofTopKeysOffer(child.topkeys[type], o, dbid, enc, bytes, ttl_ms);
@@ -192,6 +200,12 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
     memprofMeasureForkInstant(&child.f);
     child.dbs = zcalloc(sizeof(memprofCount) * server.dbnum);
     if (server.cluster_enabled) child.slots = zcalloc(sizeof(memprofCount) * CLUSTER_SLOTS);
+#if MEMPROF_BASE_9
+    if (server.cluster_enabled && clusterIsAnySlotImporting()) {
+        child.importing = zcalloc(CLUSTER_SLOTS);
+        for (int s = 0; s < CLUSTER_SLOTS; s++) child.importing[s] = clusterIsSlotImporting(s);
+    }
+#endif
     for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         child.topkeys[t] = memprofTopKeysCreate(server.memory_profile_top_keys);
         child.top_floor[t] = server.memory_profile_top_keys ? 0 : ULLONG_MAX;

@@ -113,6 +113,7 @@ typedef struct memprofFigures {
     unsigned long long sys_slot_import;
     unsigned long long sys_slot_export;
     memprofCount ttl[MEMPROF_TTL_BUCKETS];
+    memprofCount importing; /* Keys of slots being imported (9.1's atomic slot migration). */
     memprofCount hist[MEMPROF_TYPE_COUNT][MEMPROF_HIST_BUCKETS];
 } memprofFigures;
 

@@ -95,10 +95,13 @@ sds memprofInfoString(sds info) {
                         "rdb_stats_duration_ms:%lld\r\n"
                         "rdb_stats_used_memory:%zu\r\n"
                         "rdb_stats_keys:%llu\r\n"
-                        "rdb_stats_bytes:%llu\r\n",
+                        "rdb_stats_bytes:%llu\r\n"
+                        "rdb_stats_importing_keys:%llu\r\n"
+                        "rdb_stats_importing_bytes:%llu\r\n",
                         memprofStatusNames[pub->status], memprofSourceName(pub),
                         pub->in_progress, pub->in_progress ? server.stat_current_save_keys_processed : 0,
-                        (long long)pub->time, pub->duration_ms, pub->used_memory, keys, bytes);
+                        (long long)pub->time, pub->duration_ms, pub->used_memory, keys, bytes, f->importing.keys,
+                        f->importing.bytes);
     for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) {
         info = sdscatprintf(info, "rdb_stats_%s_keys:%llu\r\nrdb_stats_%s_bytes:%llu\r\n", memprofTypeNames[t],
                             types[t].keys, memprofTypeNames[t], types[t].bytes);
@@ -591,6 +594,11 @@ sds memprofDoctorReport(sds report) {
     report = memprofCatBytes(report, user);
     report = sdscat(report, " of user data.\n");
     report = memprofDoctorTypes(report, &pub->last->f, user);
+    if (pub->last->f.importing.keys) {
+        report = sdscatprintf(report, " * %llu keys (", pub->last->f.importing.keys);
+        report = memprofCatBytes(report, pub->last->f.importing.bytes);
+        report = sdscat(report, ") are in slots being imported: a slot migration was in progress at the fork.\n");
+    }
     report = memprofDoctorCategories(report, pub, memprofUserData(&pub->last->f), &explained, &net);
 
     memprofWaterfall w;

@@ -293,6 +293,7 @@ static const char *memprofCheckTotals(const memprofProfile *p) {
     memprofTotals(&p->f, &keys, &bytes);
     for (int i = 0; i < MEMPROF_TTL_BUCKETS; i++) k += p->f.ttl[i].keys, b += p->f.ttl[i].bytes;
     if (k != keys || b != bytes) return "its TTL buckets do not add up to its totals";
+    if (p->f.importing.keys > keys || p->f.importing.bytes > bytes) return "its importing keys exceed its totals";
     if (p->f.kv_hash_vsets > bytes || p->f.kv_hash_vsets > p->f.kv_hash_meta)
         return "its volatile sets exceed its key bytes or its hash field metadata";
     memprofCount types[MEMPROF_TYPE_COUNT];

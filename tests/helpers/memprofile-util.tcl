@@ -23,6 +23,15 @@ proc mp_profile {{r r}} {
     }
 }
 
+# Whether the tree under test is the 9.x base, before any server runs (for
+# configs that only 9.x knows): from its src/version.h.
+proc mp_tree_base9 {} {
+    set fp [open src/version.h r]
+    set text [read $fp]
+    close $fp
+    expr {[regexp {VALKEY_VERSION "([0-9]+)\.} $text -> major] && $major >= 9}
+}
+
 # Whether the server is built on the 9.x base (fixtures that depend on the
 # base say so: embedding thresholds, hash field TTLs).
 proc mp_base9 {{r r}} {

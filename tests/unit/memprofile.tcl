@@ -154,7 +154,7 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
             mem_um_clients_io mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog mem_sys_repl_pending \
             mem_sys_slot_import mem_sys_slot_export
         # The TTL horizon is always present; per-db fields only for dbs with keys.
-        lappend expected rdb_stats_source rdb_stats_progress_keys
+        lappend expected rdb_stats_source rdb_stats_progress_keys rdb_stats_importing_keys rdb_stats_importing_bytes
         # The RSS waterfall at the fork.
         lappend expected mem_rss mem_startup mem_other_allocations mem_allocator_frag mem_allocator_dirty \
             mem_allocator_muzzy mem_allocator_retained mem_rss_other
