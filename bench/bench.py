@@ -118,7 +118,7 @@ def parse_args(argv=None):
                    help="small smoke run: " + ", ".join(f"{k.replace('_', '-')}={v}" for k, v in QUICK.items()))
     p.add_argument("--tmpdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                    help="where the servers' directories go (tmpfs keeps disk latency out of the timings)")
-    p.add_argument("--out", help="report file; by default bench/results/<date>-<machine>[-quick].md")
+    p.add_argument("--out", help="report file; by default bench/results/<date>-<machine>-valkey<base>[-quick].md")
     args = p.parse_args(argv)
     if args.quick:
         given = {a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])}
@@ -1552,8 +1552,12 @@ def main():
     facts["load_end"] = load_average()
     report = render_report(args, facts, results, time.monotonic() - t0)
     print(report)
+    # The base (upstream line) the binaries are built on, from their version.
+    base = re.search(r"v(\d+\.\d+)", facts["ours"])
+    base = f"-valkey{base.group(1)}" if base else ""
     out = args.out or os.path.join(
-        RESULTS_DIR, f"{datetime.date.today().isoformat()}-{machine_slug(facts)}{'-quick' if args.quick else ''}.md")
+        RESULTS_DIR,
+        f"{datetime.date.today().isoformat()}-{machine_slug(facts)}{base}{'-quick' if args.quick else ''}.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         f.write(report)

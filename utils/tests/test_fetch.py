@@ -246,6 +246,28 @@ class FetchTest(unittest.TestCase):
         self.assert_fetched(r, "1.0+dfsg1-1")
         self.assertIn(f"file:{self.archive.security}/pool/updates/main/v/valkey/", r.stderr)
 
+    def test_suite_without_security_archive(self):
+        # Unstable (the 9.1 pin) has no security archive: none is asked for,
+        # the pin comes from the pool when its index moved on, and an error
+        # names no security pool.
+        self.archive.put_pool("1.0-1")
+        self.archive.put_pool("1.0-2")
+        self.archive.write_index("sid", ["1.0-2"])
+        pin = dict(pin_env("1.0-1"), DEBIAN_SUITE="sid", DEBIAN_SECURITY="no")
+        r = self.fetch(pin)
+        self.assert_fetched(r, "1.0-1")
+        self.assertIn("verified (pool)", r.stderr)
+        self.assertNotIn("sid-security", r.stderr)
+        self.assertIn("notice: Debian's sid lists valkey 1.0-2, newer than the pinned 1.0-1", r.stderr)
+        with open(os.path.join(self.out, "apt", "sources.list")) as f:
+            self.assertNotIn("security", f.read())
+        shutil.rmtree(self.out)
+        r = self.fetch(dict(pin_env("1.0-3"), DEBIAN_SUITE="sid", DEBIAN_SECURITY="no"))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("the index of sid does not list 1.0-3", r.stderr)
+        self.assertNotIn("pool/updates", r.stderr)
+        self.assertIn("the index offers instead: 1.0-2 (sid)", r.stderr)
+
     def test_pin_gone_everywhere(self):
         self.archive.put_pool("1.0+dfsg1-2")
         self.archive.put_pool("1.0+dfsg1-1", only={ORIG})  # the orig stays, the debian tarball is gone
