@@ -10,8 +10,13 @@
  * a cache miss per allocation on a large heap. Where the size is known
  * otherwise, it is computed instead: from an sds header that records its
  * allocation, or, with jemalloc, as the size class of the request the
- * allocation was made with (je_nallocx(), arithmetic only). The tests check
- * every encoding against the allocator's own accounting. */
+ * allocation was made with (je_nallocx(), arithmetic only). With libc
+ * malloc no request gives the size: glibc hands out a chunk of the request
+ * plus 8 bytes rounded up to 16, but the whole of a free chunk when the
+ * rest would be too small to split off (a 64-byte request may get 72 or 88
+ * usable bytes), and big requests are mapped pages. There every allocation
+ * is sized by the allocator. The tests check every encoding against the
+ * allocator's own accounting. */
 
 #include "memprofile_internal.h"
 #include "module.h"
@@ -67,15 +72,62 @@ static size_t memprofHeaderBytes(robj *o) {
     return memprofClassSize(o, request);
 }
 
+/* A hashtable's entries, each sized by 'entryBytes' (NULL: the entries are
+ * sized apart, or own nothing). */
+typedef size_t (*memprofEntryBytesFn)(void *entry);
+
+#if defined(USE_JEMALLOC)
 /* The table struct (with its metadata), the bucket tables and the chained
- * buckets. Bucket tables are power-of-two multiples of the bucket size, which
- * are allocator size classes, so the count times the size is exact. Not
- * upstream's hashtableMemUsage(): it counts the struct by its request
- * (sizeof + metadata), while the allocator hands out the size class above. */
-static size_t memprofHashtableBytes(hashtable *ht) {
+ * buckets, and the entries. Bucket tables are power-of-two multiples of the
+ * bucket size, and a chained bucket is one bucket: all are jemalloc size
+ * classes, so the count times the size is exact. Not upstream's
+ * hashtableMemUsage(): it counts the struct by its request (sizeof +
+ * metadata), while the allocator hands out the size class above. */
+static inline size_t memprofHashtableBytes(hashtable *ht, memprofEntryBytesFn entryBytes) {
     size_t buckets = hashtableBuckets(ht) + hashtableChainedBuckets(ht, 0) + hashtableChainedBuckets(ht, 1);
-    return zmalloc_size(ht) + buckets * HASHTABLE_BUCKET_SIZE;
+    size_t bytes = zmalloc_size(ht) + buckets * HASHTABLE_BUCKET_SIZE;
+    if (entryBytes) {
+        hashtableIterator it;
+        void *next;
+        hashtableInitIterator(&it, ht, 0);
+        while (hashtableNext(&it, &next)) bytes += entryBytes(next);
+        hashtableResetIterator(&it);
+    }
+    return bytes;
 }
+#else
+/* With libc malloc the bucket tables and the chained buckets are sized by
+ * the allocator, each one: a count times the bucket size misses glibc's 8
+ * bytes or more an allocation. hashtable.h gives no pointer to them but to
+ * a defrag callback: hashtableDefragTables() passes the struct and the
+ * tables, a scan (hashtableScanDefrag()) the chained buckets of the indexes
+ * it visits, and both keep an allocation where the callback returns NULL.
+ * A full scan of a table that does not change visits every chained bucket
+ * and every entry once, rehash or not, so the scan is also the entry walk.
+ * The callback takes no context: the walk is single-threaded (a child's),
+ * the sum is a file static. */
+static size_t memprofAllocationSum;
+
+static void *memprofAddAllocation(void *ptr) {
+    memprofAllocationSum += zmalloc_size(ptr);
+    return NULL; /* Not moved. */
+}
+
+static void memprofAddEntry(void *privdata, void *entry) {
+    memprofEntryBytesFn entryBytes = *(memprofEntryBytesFn *)privdata;
+    if (entryBytes) memprofAllocationSum += entryBytes(entry);
+}
+
+static size_t memprofHashtableBytes(hashtable *ht, memprofEntryBytesFn entryBytes) {
+    memprofAllocationSum = 0;
+    hashtableDefragTables(ht, memprofAddAllocation);
+    size_t cursor = 0;
+    do {
+        cursor = hashtableScanDefrag(ht, cursor, memprofAddEntry, &entryBytes, memprofAddAllocation, 0);
+    } while (cursor != 0);
+    return memprofAllocationSum;
+}
+#endif
 
 static size_t memprofQuicklistBytes(quicklist *ql) {
     size_t bytes = zmalloc_size(ql);
@@ -86,9 +138,36 @@ static size_t memprofQuicklistBytes(quicklist *ql) {
     return bytes;
 }
 
-/* The skiplist's structures; its nodes are elements (memprofElementBytes()). */
+/* The entries of the hashtable encodings: a set member is an sds, a hash
+ * entry one allocation holding the field (and the value, or a pointer to
+ * it), a zset entry the skiplist node. */
+static size_t memprofSetMemberBytes(void *entry) {
+    return memprofSdsBytes(entry);
+}
+
+static size_t memprofHashEntryBytes(void *entry) {
+    return hashTypeEntryMemUsage(entry);
+}
+
+#if !defined(USE_JEMALLOC)
+static size_t memprofZsetNodeBytes(void *entry) {
+    return memprofZslNodeBytes(entry);
+}
+#endif
+
+/* The zset's structures and its nodes, each in the hashtable and in the
+ * skiplist: counted once, by the skiplist with jemalloc (whose hashtable
+ * sizing needs no walk), by the hashtable's scan with libc malloc (which
+ * walks it anyway). */
 static size_t memprofZsetBytes(zset *zs) {
-    return zmalloc_size(zs) + memprofHashtableBytes(zs->ht) + zmalloc_size(zs->zsl) + zmalloc_size(zs->zsl->header);
+    size_t bytes = zmalloc_size(zs) + zmalloc_size(zs->zsl) + zmalloc_size(zs->zsl->header);
+#if defined(USE_JEMALLOC)
+    bytes += memprofHashtableBytes(zs->ht, NULL);
+    for (zskiplistNode *zn = zs->zsl->tail; zn; zn = zn->backward) bytes += memprofZslNodeBytes(zn);
+#else
+    bytes += memprofHashtableBytes(zs->ht, memprofZsetNodeBytes);
+#endif
+    return bytes;
 }
 
 static size_t memprofStreamBytes(stream *s) {
@@ -125,9 +204,7 @@ static size_t memprofStreamBytes(stream *s) {
     return bytes;
 }
 
-/* Everything a value owns but its elements of the non-compact encodings
- * (set elements of the hashtable encoding, skiplist nodes, hash entries of
- * the hashtable encoding: memprofElementBytes()). Module values report
+/* Everything a value owns, its elements included. Module values report
  * through mem_usage. */
 static size_t memprofValueBytes(robj *o, int dbid) {
     size_t bytes = memprofHeaderBytes(o);
@@ -143,7 +220,10 @@ static size_t memprofValueBytes(robj *o, int dbid) {
     case OBJ_ENCODING_LISTPACK:
     case OBJ_ENCODING_INTSET: return bytes + zmalloc_size(o->ptr);
     case OBJ_ENCODING_QUICKLIST: return bytes + memprofQuicklistBytes(o->ptr);
-    case OBJ_ENCODING_HASHTABLE: return bytes + memprofHashtableBytes(o->ptr);
+    case OBJ_ENCODING_HASHTABLE:
+        /* Apart, so that each call is inlined with its entry function. */
+        if (o->type == OBJ_SET) return bytes + memprofHashtableBytes(o->ptr, memprofSetMemberBytes);
+        return bytes + memprofHashtableBytes(o->ptr, memprofHashEntryBytes);
     case OBJ_ENCODING_SKIPLIST: return bytes + memprofZsetBytes(o->ptr);
     case OBJ_ENCODING_STREAM: return bytes + memprofStreamBytes(o->ptr);
     default: return bytes;
@@ -168,36 +248,11 @@ int memprofEncodingOf(robj *o) {
     }
 }
 
-/* The elements of the non-compact encodings, one allocation each: set
- * members of the hashtable encoding, skiplist nodes, hash entries of the
- * hashtable encoding. */
-static size_t memprofElementBytes(robj *o) {
-    size_t bytes = 0;
-    void *next;
-    hashtableIterator it;
-    if (o->type == OBJ_SET && o->encoding == OBJ_ENCODING_HASHTABLE) {
-        hashtableInitIterator(&it, o->ptr, 0);
-        while (hashtableNext(&it, &next)) bytes += memprofSdsBytes(next);
-        hashtableResetIterator(&it);
-    } else if (o->type == OBJ_ZSET && o->encoding == OBJ_ENCODING_SKIPLIST) {
-        for (zskiplistNode *zn = ((zset *)o->ptr)->zsl->tail; zn; zn = zn->backward) bytes += memprofZslNodeBytes(zn);
-    } else if (o->type == OBJ_HASH && o->encoding == OBJ_ENCODING_HASHTABLE) {
-        hashtableInitIterator(&it, o->ptr, 0);
-        while (hashtableNext(&it, &next)) bytes += hashTypeEntryMemUsage(next);
-        hashtableResetIterator(&it);
-    }
-    return bytes;
-}
-
 /* A key's exact bytes: its value and every element. The one sizing walk,
  * for the save child (through rdb.c's callback) and the profile-only child
  * alike. */
 size_t memprofObjectBytes(robj *o, int dbid) {
-    size_t bytes = memprofValueBytes(o, dbid);
-    /* Only hashtable sets and hashes and skiplist zsets have elements sized
-     * apart from their value. */
-    if (o->encoding == OBJ_ENCODING_HASHTABLE || o->encoding == OBJ_ENCODING_SKIPLIST) bytes += memprofElementBytes(o);
-    return bytes;
+    return memprofValueBytes(o, dbid);
 }
 
 /* The element count a report shows: a collection's length, a string's
