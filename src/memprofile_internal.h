@@ -261,7 +261,6 @@ const memprofSummary *memprofHistoryGet(size_t i);
 
 /* Sizes (memprofile_size.c). */
 size_t memprofObjectBytes(robj *o, int dbid, unsigned long long *hash_meta);
-size_t memprofHashtableBytes(hashtable *ht);
 int memprofEncodingOf(robj *o);
 unsigned long long memprofElements(robj *o);
 

@@ -10,8 +10,13 @@
  * a cache miss per allocation on a large heap. Where the size is known
  * otherwise, it is computed instead: from an sds header that records its
  * allocation, or, with jemalloc, as the size class of the request the
- * allocation was made with (je_nallocx(), arithmetic only). The tests check
- * every encoding against the allocator's own accounting. */
+ * allocation was made with (je_nallocx(), arithmetic only). With libc
+ * malloc no request gives the size: glibc hands out a chunk of the request
+ * plus 8 bytes rounded up to 16, but the whole of a free chunk when the
+ * rest would be too small to split off (a 64-byte request may get 72 or 88
+ * usable bytes), and big requests are mapped pages. There every allocation
+ * is sized by the allocator. The tests check every encoding against the
+ * allocator's own accounting. */
 
 #include "memprofile_internal.h"
 #include "module.h"
@@ -81,15 +86,71 @@ static size_t memprofHeaderBytes(robj *o) {
     return memprofClassSize(o, request);
 }
 
-/* The table struct (with its metadata), the bucket tables and the chained
- * buckets. Bucket tables are power-of-two multiples of the bucket size, which
- * are allocator size classes, so the count times the size is exact. Not
- * upstream's hashtableMemUsage(): it counts the struct by its request
- * (sizeof + metadata), while the allocator hands out the size class above. */
-size_t memprofHashtableBytes(hashtable *ht) {
-    size_t buckets = hashtableBuckets(ht) + hashtableChainedBuckets(ht, 0) + hashtableChainedBuckets(ht, 1);
-    return zmalloc_size(ht) + buckets * HASHTABLE_BUCKET_SIZE;
+/* A hashtable's entries, each sized by 'entryBytes' (NULL: the entries are
+ * sized apart, or own nothing). */
+typedef size_t (*memprofEntryBytesFn)(void *entry);
+
+/* Every entry, those a hash's fields whose TTL has passed included: they
+ * hold memory until reclaimed, and 9.1's hash table type hides them from
+ * iteration (and scans) unless told not to. */
+static inline size_t memprofEntriesBytes(hashtable *ht, memprofEntryBytesFn entryBytes) {
+    size_t bytes = 0;
+    hashtableIterator it;
+    void *next;
+    hashtableInitIterator(&it, ht, HASHTABLE_ITER_SKIP_VALIDATION);
+    while (hashtableNext(&it, &next)) bytes += entryBytes(next);
+    hashtableCleanupIterator(&it);
+    return bytes;
 }
+
+#if defined(USE_JEMALLOC)
+/* The table struct (with its metadata), the bucket tables and the chained
+ * buckets, and the entries. Bucket tables are power-of-two multiples of the
+ * bucket size, and a chained bucket is one bucket: all are jemalloc size
+ * classes, so the count times the size is exact. Not upstream's
+ * hashtableMemUsage(): it counts the struct by its request (sizeof +
+ * metadata), while the allocator hands out the size class above. */
+static inline size_t memprofHashtableBytes(hashtable *ht, memprofEntryBytesFn entryBytes) {
+    size_t buckets = hashtableBuckets(ht) + hashtableChainedBuckets(ht, 0) + hashtableChainedBuckets(ht, 1);
+    size_t bytes = zmalloc_size(ht) + buckets * HASHTABLE_BUCKET_SIZE;
+    if (entryBytes) bytes += memprofEntriesBytes(ht, entryBytes);
+    return bytes;
+}
+#else
+/* With libc malloc the bucket tables and the chained buckets are sized by
+ * the allocator, each one: a count times the bucket size misses glibc's 8
+ * bytes or more an allocation. hashtable.h gives no pointer to them but to
+ * a defrag callback: hashtableDefragTables() passes the struct and the
+ * tables, a scan (hashtableScanDefrag()) the chained buckets of the indexes
+ * it visits, and both keep an allocation where the callback returns NULL.
+ * A full scan of a table that does not change visits every chained bucket
+ * once, rehash or not. The entries are walked apart: 9.1's scans skip the
+ * fields whose TTL has passed. The callback takes no context: the walk is
+ * single-threaded (a child's), the sum is a file static. */
+static size_t memprofAllocationSum;
+
+static void *memprofAddAllocation(void *ptr) {
+    memprofAllocationSum += zmalloc_size(ptr);
+    return NULL; /* Not moved. */
+}
+
+static void memprofSkipEntry(void *privdata, void *entry) {
+    UNUSED(privdata);
+    UNUSED(entry);
+}
+
+static size_t memprofHashtableBytes(hashtable *ht, memprofEntryBytesFn entryBytes) {
+    memprofAllocationSum = 0;
+    hashtableDefragTables(ht, memprofAddAllocation);
+    size_t cursor = 0;
+    do {
+        cursor = hashtableScanDefrag(ht, cursor, memprofSkipEntry, NULL, memprofAddAllocation, 0);
+    } while (cursor != 0);
+    size_t bytes = memprofAllocationSum;
+    if (entryBytes) bytes += memprofEntriesBytes(ht, entryBytes);
+    return bytes;
+}
+#endif
 
 static size_t memprofQuicklistBytes(quicklist *ql) {
     size_t bytes = zmalloc_size(ql);
@@ -100,28 +161,39 @@ static size_t memprofQuicklistBytes(quicklist *ql) {
     return bytes;
 }
 
-/* The skiplist's structures; its nodes are elements (memprofElementBytes()). */
-static size_t memprofZsetBytes(zset *zs) {
-#if MEMPROF_BASE_9
-    /* The header node is inside the zskiplist. */
-    return zmalloc_size(zs) + memprofHashtableBytes(zs->ht) + zmalloc_size(zs->zsl);
-#else
-    return zmalloc_size(zs) + memprofHashtableBytes(zs->ht) + zmalloc_size(zs->zsl) + zmalloc_size(zs->zsl->header);
-#endif
+/* The entries of the hashtable encodings: a set member is an sds, a hash
+ * entry one allocation holding the field (and the value, or a pointer to
+ * it), a zset entry the skiplist node. */
+static size_t memprofSetMemberBytes(void *entry) {
+    return memprofSdsBytes(entry);
 }
 
-/* A hash's volatile set (its fields with a TTL, 9.1), kept in its
- * hashtable's metadata: every vector, rax and bucket table it owns
- * (vsetAllocSize(), the hook in vset.c). 0 for a hash without one. */
-static size_t memprofVolatileSetBytes(robj *o) {
-#if MEMPROF_BASE_9
-    vset *set = (vset *)hashtableMetadata(objectGetVal(o));
-    if (!vsetIsValid(set)) return 0;
-    return vsetAllocSize(set, memprofHashtableBytes);
-#else
-    UNUSED(o);
-    return 0;
+static size_t memprofHashEntryBytes(void *entry) {
+    return entryMemUsage(entry);
+}
+
+#if !defined(USE_JEMALLOC)
+static size_t memprofZsetNodeBytes(void *entry) {
+    return memprofZslNodeBytes(entry);
+}
 #endif
+
+/* The zset's structures and its nodes, each in the hashtable and in the
+ * skiplist: counted once, by the skiplist with jemalloc (whose hashtable
+ * sizing needs no walk), by the hashtable's scan with libc malloc (which
+ * walks it anyway). */
+static size_t memprofZsetBytes(zset *zs) {
+    size_t bytes = zmalloc_size(zs) + zmalloc_size(zs->zsl);
+#if !MEMPROF_BASE_9
+    bytes += zmalloc_size(zs->zsl->header); /* 9.1 keeps the header node inside the zskiplist. */
+#endif
+#if defined(USE_JEMALLOC)
+    bytes += memprofHashtableBytes(zs->ht, NULL);
+    for (zskiplistNode *zn = zslGetTail(zs->zsl); zn; zn = zn->backward) bytes += memprofZslNodeBytes(zn);
+#else
+    bytes += memprofHashtableBytes(zs->ht, memprofZsetNodeBytes);
+#endif
+    return bytes;
 }
 
 static size_t memprofStreamBytes(stream *s) {
@@ -158,9 +230,7 @@ static size_t memprofStreamBytes(stream *s) {
     return bytes;
 }
 
-/* Everything a value owns but its elements of the non-compact encodings
- * (set elements of the hashtable encoding, skiplist nodes, hash entries of
- * the hashtable encoding: memprofElementBytes()). Module values report
+/* Everything a value owns, its elements included. Module values report
  * through mem_usage. */
 static size_t memprofValueBytes(robj *o, int dbid) {
     size_t bytes = memprofHeaderBytes(o);
@@ -176,7 +246,10 @@ static size_t memprofValueBytes(robj *o, int dbid) {
     case OBJ_ENCODING_LISTPACK:
     case OBJ_ENCODING_INTSET: return bytes + zmalloc_size(objectGetVal(o));
     case OBJ_ENCODING_QUICKLIST: return bytes + memprofQuicklistBytes(objectGetVal(o));
-    case OBJ_ENCODING_HASHTABLE: return bytes + memprofHashtableBytes(objectGetVal(o));
+    case OBJ_ENCODING_HASHTABLE:
+        /* Apart, so that each call is inlined with its entry function. */
+        if (o->type == OBJ_SET) return bytes + memprofHashtableBytes(objectGetVal(o), memprofSetMemberBytes);
+        return bytes + memprofHashtableBytes(objectGetVal(o), memprofHashEntryBytes);
     case OBJ_ENCODING_SKIPLIST: return bytes + memprofZsetBytes(objectGetVal(o));
     case OBJ_ENCODING_STREAM: return bytes + memprofStreamBytes(objectGetVal(o));
     default: return bytes;
@@ -201,28 +274,24 @@ int memprofEncodingOf(robj *o) {
     }
 }
 
-/* The elements of the non-compact encodings, one allocation each: set
- * members of the hashtable encoding, skiplist nodes, hash entries of the
- * hashtable encoding. */
-static size_t memprofElementBytes(robj *o) {
-    size_t bytes = 0;
-    void *next;
-    hashtableIterator it;
-    if (o->type == OBJ_SET && o->encoding == OBJ_ENCODING_HASHTABLE) {
-        hashtableInitIterator(&it, objectGetVal(o), 0);
-        while (hashtableNext(&it, &next)) bytes += memprofSdsBytes(next);
-        hashtableCleanupIterator(&it);
-    } else if (o->type == OBJ_ZSET && o->encoding == OBJ_ENCODING_SKIPLIST) {
-        zset *zs = objectGetVal(o);
-        for (zskiplistNode *zn = zslGetTail(zs->zsl); zn; zn = zn->backward) bytes += memprofZslNodeBytes(zn);
-    } else if (o->type == OBJ_HASH && o->encoding == OBJ_ENCODING_HASHTABLE) {
-        /* Fields already expired but not reclaimed hold memory: 9.1's hash
-         * table type hides them from iteration unless told not to. */
-        hashtableInitIterator(&it, objectGetVal(o), HASHTABLE_ITER_SKIP_VALIDATION);
-        while (hashtableNext(&it, &next)) bytes += entryMemUsage(next);
-        hashtableCleanupIterator(&it);
-    }
-    return bytes;
+/* A bucket table of a volatile set, which owns nothing but its buckets. */
+static size_t memprofBucketTableBytes(hashtable *ht) {
+    return memprofHashtableBytes(ht, NULL);
+}
+
+/* A hash's volatile set (its fields with a TTL, 9.1), kept in its
+ * hashtable's metadata: every vector, rax and bucket table it owns
+ * (vsetAllocSize(), the hook in vset.c). 0 for a hash without one. */
+static size_t memprofVolatileSetBytes(robj *o) {
+#if MEMPROF_BASE_9
+    vset *set = (vset *)hashtableMetadata(objectGetVal(o));
+    if (!vsetIsValid(set)) return 0;
+    return vsetAllocSize(set, memprofBucketTableBytes);
+#else
+    UNUSED(o);
+    UNUSED(memprofBucketTableBytes);
+    return 0;
+#endif
 }
 
 /* A key's exact bytes: its value and every element. The one sizing walk,
@@ -231,15 +300,10 @@ static size_t memprofElementBytes(robj *o) {
  * it; those bytes are also added to *hash_meta. */
 size_t memprofObjectBytes(robj *o, int dbid, unsigned long long *hash_meta) {
     size_t bytes = memprofValueBytes(o, dbid);
-    /* Only hashtable sets and hashes and skiplist zsets have elements sized
-     * apart from their value. */
-    if (o->encoding == OBJ_ENCODING_HASHTABLE || o->encoding == OBJ_ENCODING_SKIPLIST) {
-        bytes += memprofElementBytes(o);
-        if (o->type == OBJ_HASH) {
-            size_t meta = memprofVolatileSetBytes(o);
-            bytes += meta;
-            *hash_meta += meta;
-        }
+    if (o->type == OBJ_HASH && o->encoding == OBJ_ENCODING_HASHTABLE) {
+        size_t meta = memprofVolatileSetBytes(o);
+        bytes += meta;
+        *hash_meta += meta;
     }
     return bytes;
 }

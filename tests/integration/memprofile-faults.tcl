@@ -434,11 +434,17 @@ if {[file exists $mallocsize]} {
             lassign [mp_allocator_view] used0 lut0
             assert_equal 200 $keys
             assert_equal 200 [mp_info rdb_stats_keys]
-            if {[mp_is_jemalloc]} {
-                set truth [expr {($used1 - $used0) - ($lut1 - $lut0)}]
-                # Absolute: a byte per key plus 256, as for every encoding.
-                assert {abs($bytes - $truth) <= $keys + 256}
-            }
+            set truth [expr {($used1 - $used0) - ($lut1 - $lut0)}]
+            # A module value is sized by its mem_usage callback, and this
+            # module's counts its string by ValkeyModule_MallocSizeString(),
+            # which takes the string's object at sizeof(robj), its request
+            # of 16 bytes: glibc's malloc gives that allocation 8 bytes more
+            # (mp_table_slack), which the callback cannot see. The profile
+            # is short by exactly that much a key there, and exact
+            # elsewhere. Absolute: a byte per key plus 256, as for every
+            # encoding.
+            set short [expr {$keys * [mp_table_slack]}]
+            assert {abs($bytes + $short - $truth) <= $keys + 256}
         }
     }
 } else {

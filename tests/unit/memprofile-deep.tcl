@@ -23,8 +23,9 @@ set deep_overrides {
 }
 
 # A key's own allocator cost may differ from its profile by this many bytes
-# (the measures below give 0 on jemalloc): less than jemalloc's smallest
-# size class, so one allocation missed or counted twice fails.
+# (the measures below give 0 on jemalloc and on libc malloc): less than the
+# smallest size class of either allocator, so one allocation missed or
+# counted twice fails.
 set ::deep_key_bound 7
 
 # MEMORY PROFILE REPORT as a dict (RESP2: flat arrays of names and values,
@@ -38,11 +39,12 @@ proc deep_rows {rep field} {
     dict get $rep $field
 }
 
-# used_memory and the keyspace and expires tables, from one MEMORY STATS
-# reply.
+# used_memory and the keyspace and expires tables, read with nothing written
+# in between (mp_allocator_view). Only chained buckets come and go while
+# deep_measure runs (DEBUG DICT-RESIZING 0): the bucket tables' slack on
+# libc malloc is left out, as a db's table outlives its last key.
 proc deep_snapshot {} {
-    set st [r memory stats]
-    list [dict get $st total.allocated] [dict get $st overhead.db.hashtable.lut]
+    mp_allocator_view 0
 }
 
 # The allocator's cost of key k of db: the drop of used_memory when this
@@ -54,13 +56,22 @@ proc deep_snapshot {} {
 # key (MEMORY STATS counts them in dataset.bytes, not in the clients), which
 # would blur one key's truth. The caller sets DEBUG DICT-RESIZING 0 so that
 # no table resizes (and no rehash allocates its list node) meanwhile.
+# ::deep_measure_slack is set to how much the measure may be too high: a
+# chained bucket is counted at its usual size on glibc (72 bytes, see
+# mp_table_slack), but glibc hands out a whole free chunk of 88 usable bytes
+# now and then, which nothing outside the allocator shows: 16 bytes for
+# each chained bucket the DEL freed, with libc malloc; 0 with jemalloc.
 proc deep_measure {db k} {
     r select $db
+    set st0 [r memory stats]
     lassign [deep_snapshot] a0 l0
     r del $k
+    set st1 [r memory stats]
     lassign [deep_snapshot] a1 l1
     assert_equal 0 [r exists $k]
     r select 9
+    set freed [expr {([dict get $st0 overhead.db.hashtable.lut] - [dict get $st1 overhead.db.hashtable.lut]) / 64}]
+    set ::deep_measure_slack [expr {[mp_table_slack] ? 16 * $freed : 0}]
     expr {($a0 - $a1) - ($l0 - $l1)}
 }
 
@@ -135,10 +146,10 @@ proc deep_check_top {rows truth cap longnames} {
             if {[dict get $row type] ne $type} continue
             set name [deep_row_name $row $longnames]
             assert {[dict exists $truth $name]}
-            lassign [dict get $truth $name] ttype tbytes
+            lassign [dict get $truth $name] ttype tbytes tslack
             assert_equal $type $ttype "type of $name"
             set b [dict get $row bytes]
-            if {abs($b - $tbytes) > $bound} {
+            if {$b - $tbytes > $bound || $tbytes - $b > $bound + $tslack} {
                 lappend wrong "[string range $name 0 20]: profile $b allocator $tbytes ([dict get $row encoding], [dict get $row elements] elements)"
             }
             dict set listed $name $b
@@ -151,9 +162,9 @@ proc deep_check_top {rows truth cap longnames} {
         if {$expected == 0} continue
         set min [tcl::mathfunc::min {*}[dict values $listed]]
         dict for {name v} $truth {
-            lassign $v ttype tbytes
+            lassign $v ttype tbytes tslack
             if {$ttype ne $type || [dict exists $listed $name]} continue
-            assert_lessthan_equal $tbytes [expr {$min + $bound}] \
+            assert_lessthan_equal $tbytes [expr {$min + $bound + $tslack}] \
                 "[string range $name 0 40] ($tbytes bytes) left out of the $type top keys (smallest listed $min)"
         }
     }
@@ -213,20 +224,8 @@ proc deep_log {} {
 # Substrings of the key names below that no log line or INFO field may hold.
 set ::deep_secrets {Qzs Qzl Qzb Qzt Qzp app:user app:sess cache:0 svc/api z0001: Qxs}
 
-# Every test here compares with the allocator's own figures, or with sizes
-# that jemalloc's size classes make equal: the checked builds (libc malloc)
-# skip the file; memprofile-report covers the same code paths there.
-if {![string match {*malloc=jemalloc*} [exec src/valkey-server --version]]} {
-    puts "memprofile-deep: not a jemalloc build, skipped"
-    return
-}
-
 start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] {
     r debug replybuffer resizing 0
-    if {![mp_is_jemalloc]} {
-        # The allocator truths below are byte-exact only on jemalloc.
-        puts "memprofile-deep: not jemalloc, the allocator comparisons are skipped"
-    }
 
     # ------------------------------------------------------------------
     # Top keys
@@ -321,7 +320,8 @@ start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] 
         set truth [dict create]
         dict for {k m} $meta {
             lassign $m db type
-            dict set truth $k [list $type [deep_measure $db $k]]
+            set bytes [deep_measure $db $k]
+            dict set truth $k [list $type $bytes $::deep_measure_slack]
         }
         r debug dict-resizing 1
         foreach db $dbs {
@@ -514,10 +514,14 @@ start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] 
             # The allocator's cost of the bucket's keys, deleted one by one
             # (an expired key is reclaimed by the DEL's lookup).
             set truth 0
-            for {set i 0} {$i < $n} {incr i} { incr truth [deep_measure 9 Qzt:$bucket:$i] }
+            set slack 0
+            for {set i 0} {$i < $n} {incr i} {
+                incr truth [deep_measure 9 Qzt:$bucket:$i]
+                incr slack $::deep_measure_slack
+            }
             set diff [expr {abs($truth - $sum)}]
             if {$diff > $maxdiff} { set maxdiff $diff }
-            assert_range $sum [expr {$truth - $n * $::deep_key_bound}] [expr {$truth + $n * $::deep_key_bound}] \
+            assert_range $sum [expr {$truth - $n * $::deep_key_bound - $slack}] [expr {$truth + $n * $::deep_key_bound}] \
                 "bucket $bucket: profile $sum, allocator $truth"
         }
         if {$::verbose} { puts "ttl buckets: largest |profile - allocator| $maxdiff bytes" }
@@ -584,7 +588,10 @@ start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] 
         $c sadd ${c128}x a b
         $c close
         mp_wait_single_client
+        # Every key among the top keys, for the sizes of the session keys.
+        r config set memory-profile-top-keys 1000
         mp_profile
+        r config set memory-profile-top-keys 32
         set rep [deep_report count 0]
         lassign [deep_enc hash_listpack] uk ub
         lassign [deep_enc string_raw] sk sb
@@ -594,8 +601,6 @@ start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] 
         lassign [deep_enc zset_listpack] bk bb
         lassign [deep_enc set_listpack] ek eb
         assert_equal {200 100 300 50 1 1 1} [list $uk $sk $ck $pk $qk $bk $ek]
-        # Every session key has the same size.
-        assert_equal 0 [expr {$sb % 100}]
         set expected [dict create \
             {1 app:} [list 300 [expr {$ub + $sb}]] \
             {1 cache:} [list 300 $cb] \
@@ -604,9 +609,17 @@ start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] 
             [list 1 $b127] [list 1 $bb] \
             {2 app:user:} [list 200 $ub] \
             {2 app:sess:} [list 100 $sb]]
-        for {set i 0} {$i < 100} {incr i} {
-            dict set expected [list 3 [format app:sess:%03d: $i]] [list 1 [expr {$sb / 100}]]
+        # A session key's own row: its size among the top keys (libc malloc
+        # may give one of them more than the others, a whole free chunk;
+        # the sizes add up to the encoding's total).
+        set sess 0
+        foreach row [deep_rows $rep topkeys] {
+            set k [dict get $row key]
+            if {![regexp {^(app:sess:\d+:)tok$} $k -> p]} continue
+            dict set expected [list 3 $p] [list 1 [dict get $row bytes]]
+            incr sess [dict get $row bytes]
         }
+        assert_equal $sb $sess
         deep_assert_prefixes $rep $expected
         # No prefix is longer than 128 bytes.
         foreach row [dict get $rep prefixes] { assert_lessthan_equal [string length [dict get $row prefix]] 128 }
@@ -623,10 +636,15 @@ start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] 
             set keys [r keys $pattern]
             assert_equal $n [llength $keys]
             set truth 0
-            foreach k $keys { incr truth [deep_measure 9 $k] }
+            set slack 0
+            foreach k $keys {
+                incr truth [deep_measure 9 $k]
+                incr slack $::deep_measure_slack
+            }
             set diff [expr {abs($truth - [set $bytes])}]
             if {$diff > $maxdiff} { set maxdiff $diff }
-            assert_range [set $bytes] [expr {$truth - $n * $::deep_key_bound}] [expr {$truth + $n * $::deep_key_bound}] \
+            assert_range [set $bytes] [expr {$truth - $n * $::deep_key_bound - $slack}] \
+                [expr {$truth + $n * $::deep_key_bound}] \
                 "prefix group $what: profile [set $bytes], allocator $truth"
         }
         if {$::verbose} { puts "prefix groups: largest |profile - allocator| $maxdiff bytes" }
@@ -670,8 +688,17 @@ start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] 
         # 1200 prefixes, 12x the capacity: z0000: .. z0029: hold
         # floor(2000 / (rank + 1)) keys of 300-byte strings (Zipf), the 1170
         # others one small integer each. Every key name has 11 bytes, so all
-        # keys of an encoding have one size. Each true top-20 prefix holds
-        # more than total / capacity, which Space-Saving guarantees to keep.
+        # keys of an encoding have one size with jemalloc (one request, one
+        # size class). Not with glibc's malloc, which hands out a whole free
+        # chunk when the rest is too small to split off: some keys get 16
+        # bytes more than the others, and which ones only the allocator
+        # knows (5000 keys, more than the top keys can list). There each
+        # prefix's truth is known to some bytes only, so the checks of rows
+        # against it (within [bytes - error_bytes, bytes], exact where
+        # error_bytes is 0) are jemalloc's; the top 20 by far, the rows'
+        # order and their sums are checked on every allocator. Each true
+        # top-20 prefix holds more than total / capacity, which Space-Saving
+        # guarantees to keep.
         set c [valkey_client]
         set nkeys [dict create]
         for {set p 0} {$p < 1200} {incr p} {
@@ -690,8 +717,11 @@ start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] 
         lassign [deep_enc string_raw] rk rb
         lassign [deep_enc string_int] ik ib
         assert_equal 1170 $ik
-        assert_equal 0 [expr {$rb % $rk}]
-        assert_equal 0 [expr {$ib % $ik}]
+        set uniform [mp_is_jemalloc]
+        if {$uniform} {
+            assert_equal 0 [expr {$rb % $rk}]
+            assert_equal 0 [expr {$ib % $ik}]
+        }
         set big [expr {$rb / $rk}]
         set small [expr {$ib / $ik}]
         set total [mp_info rdb_stats_bytes]
@@ -715,9 +745,11 @@ start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] 
             set e [dict get $row error_bytes]
             assert_equal 1 [dict get $row depth]
             assert {[dict exists $truth $p]}
-            assert_range [dict get $truth $p] [expr {$b - $e}] $b "prefix $p: truth [dict get $truth $p], row $b - $e"
+            if {$uniform} {
+                assert_range [dict get $truth $p] [expr {$b - $e}] $b "prefix $p: truth [dict get $truth $p], row $b - $e"
+            }
             if {$e == 0} {
-                assert_equal [dict get $truth $p] $b
+                if {$uniform} { assert_equal [dict get $truth $p] $b }
                 assert_equal [dict get $nkeys $p] [dict get $row keys]
             }
             if {$e > $maxerr} { set maxerr $e }

@@ -75,19 +75,24 @@ start_server {overrides {save "" enable-debug-command yes latency-tracking no ac
         }
 
         # The two remainders. "Other allocations" is what the allocator
-        # holds that the profile does not name: not negative, and under 1 MB
-        # on this dataset, with jemalloc. "RSS outside the allocator" is the rest of RSS:
-        # not negative, and at most the allocator's metadata plus what RSS
-        # holds beyond the allocator's resident pages (code, stacks), with
-        # 1 MB for the moments between the readings.
-        # (With libc malloc the profile's sizes of hashtable-backed values
-        # are not exact, so "other" can come out a few bytes below 0: the
-        # bound holds on jemalloc only.)
+        # holds that the profile does not name: not negative with jemalloc,
+        # and under 1 MB on this dataset. With libc malloc it came out at
+        # -48 bytes once on the undefined-sanitizer build, with the values
+        # sized exactly (unit/memprofile): some line named next to it counts
+        # a few bytes the allocator no longer holds, not found yet (the
+        # startup figure, read once at startup, is a candidate); so there
+        # the floor is -1 KB, a constant far below any per-key error on this
+        # dataset of 100000 keys. "RSS outside the allocator"
+        # is the rest of RSS: not negative, and with jemalloc at most the
+        # allocator's metadata plus what RSS holds beyond the allocator's
+        # resident pages (code, stacks), with 1 MB for the moments between
+        # the readings (libc malloc reports neither its metadata nor its
+        # resident pages: no upper bound there).
         set other [dict get $d mem_other_allocations]
         set rss_other [dict get $d mem_rss_other]
         assert {$rss_other >= 0}
+        assert_range $other [expr {[mp_is_jemalloc] ? 0 : -1024}] 1048576
         if {[mp_is_jemalloc]} {
-            assert_range $other 0 1048576
             set outside [expr {$info_rss - [getInfoProperty $mem allocator_resident] + [dict get $js metadata]}]
             assert_range $rss_other 0 [expr {$outside + 1048576}]
         }

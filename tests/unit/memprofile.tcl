@@ -18,21 +18,21 @@ set mp_overrides {
 }
 
 # The allocator's accounting at one instant: used_memory (MEMORY STATS
-# total.allocated) and the keyspace tables (overhead.db.hashtable.lut), both
-# from one reply, so that nothing runs between the two reads.
+# total.allocated) and the keyspace tables (overhead.db.hashtable.lut, with
+# the allocator's slack on them: mp_allocator_view), read with nothing
+# written in between.
 proc mp_alloc_snapshot {} {
-    set st [r memory stats]
-    list [dict get $st total.allocated] [dict get $st overhead.db.hashtable.lut]
+    mp_allocator_view
 }
 
 # Compare a profile's 'bytes' for 'nkeys' keys with the allocator's truth:
 # the growth of used_memory from snapshot 'before' to snapshot 'after' minus
-# the growth of the keyspace tables, which the profile counts apart. On
-# jemalloc the profile must be exact: the bound (a byte per key, 256 bytes
-# in all) is far below any per-key or per-element sizing error, which is at
-# least 8 bytes per allocation missed or miscounted.
+# the growth of the keyspace tables, which the profile counts apart. The
+# profile must be exact, on jemalloc and on libc malloc alike (each
+# allocation is sized by the allocator there): the bound (a byte per key,
+# 256 bytes in all) is far below any per-key or per-element sizing error,
+# which is at least 8 bytes per allocation missed or miscounted.
 proc mp_assert_exact {what nkeys bytes after before} {
-    if {![mp_is_jemalloc]} return
     lassign $after used1 lut1
     lassign $before used0 lut0
     set truth [expr {($used1 - $used0) - ($lut1 - $lut0)}]
