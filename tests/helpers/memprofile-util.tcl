@@ -23,6 +23,15 @@ proc mp_profile {{r r}} {
     }
 }
 
+# rdb_stats_last_time (and a summary's time) has a resolution of a second:
+# wait until the clock has passed the published profile's second, so that a
+# profile started after this has a later time (half a second on average,
+# instead of a fixed second).
+proc mp_next_second {{r r}} {
+    set t [mp_info rdb_stats_last_time $r]
+    wait_for_condition 60 20 {[clock seconds] > $t} else { fail "the clock did not pass $t" }
+}
+
 # Whether the tree under test is the 9.x base, before any server runs (for
 # configs that only 9.x knows): from its src/version.h.
 proc mp_tree_base9 {} {

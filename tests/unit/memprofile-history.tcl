@@ -232,8 +232,8 @@ start_server [list tags {"memprofile external:skip"} overrides {save "" enable-d
             mp_add_step $i
             mp_profile
             lappend ::recs [mp_record {9 10}]
-            # Keys of every profile differ (the dataset grows).
-            if {$i < 3} { after 1000 }
+            # Keys of every profile differ (the dataset grows), and times.
+            if {$i < 3} { mp_next_second }
         }
         set hist [mp_history]
         assert_equal 4 [llength $hist]
@@ -357,7 +357,7 @@ start_server [list tags {"memprofile external:skip"} overrides {save "" enable-d
         r set zqnodelim [string repeat p 50]
         mp_profile
         set old [mp_record {9}]
-        after 1000
+        mp_next_second
         r debug populate 20000 grow 100
         set enc [r object encoding grow:0]
         assert {$enc in {raw embstr}}
@@ -410,7 +410,7 @@ start_server [list tags {"memprofile external:skip"} overrides {save "" enable-d
         set fields {}
         for {set i 0} {$i < 3000} {incr i} { lappend fields field-$i [string repeat h 20] }
         r hset more:h {*}$fields
-        after 1000
+        mp_next_second
         mp_profile
         set p3 [mp_record {9}]
         set growth [mp_growth_part]
