@@ -463,7 +463,7 @@ start_server [list tags {"memprofile external:skip"} overrides $deep_overrides] 
             expired 1 5 list_listpack {$c rpush $k a b c $i}
             1h 1800000 4 set_intset {$c sadd $k 1 2 3 [expr {100 + $i}]}
             1d 18000000 4 zset_listpack {$c zadd $k 1 a 2 b 3 m$i}
-            7d 259200000 3 string_raw {$c set $k [string repeat r [expr {100 + $i * 50}]]}
+            7d 259200000 3 string_raw {$c set $k [string repeat r [expr {[mp_raw_min] + $i * 50}]]}
             later 2592000000 3 set_listpack {$c sadd $k a b c m$i}
         }
         set c [valkey_client]
