@@ -70,8 +70,16 @@ MANY_PREFIX_PART = 38
 
 # Instruction count, dataset l: key names of at least 50 bytes (this prefix
 # plus ':<n>') with 16-byte values. Key and value do not fit together in 64
-# bytes, so each value is a RAW string whose sds is of type 5.
+# bytes, so each value is a RAW string whose sds is of type 5. 9.x embeds up
+# to 128 bytes: there the names are of at least 116 bytes.
 LONG_KEY_PREFIX = "long-key-name-" + "x" * 34
+LONG_KEY_PREFIX_9 = "long-key-name-" + "x" * 100
+
+
+def long_key_prefix(server_version):
+    """Dataset l's key prefix for a server version ('v9.1.2 jemalloc-...')."""
+    major = re.match(r"v(\d+)", server_version)
+    return LONG_KEY_PREFIX_9 if major and int(major.group(1)) >= 9 else LONG_KEY_PREFIX
 
 
 # ---------------------------------------------------------------------------
@@ -955,7 +963,8 @@ def instr_specs(args, cli, tmp):
         specs.append(("d", f"{args.cg_prefixed:,} small strings named t<i>:o<j>:<id> (1000 prefixes)",
                       lambda s: load_prefixed(s, args.cg_prefixed)))
     if args.cg_long_keys:
-        specs.append(("l", f"{args.cg_long_keys:,} strings with {len(LONG_KEY_PREFIX) + 2}+ B names, "
+        prefix = long_key_prefix(server_version(args.bin))
+        specs.append(("l", f"{args.cg_long_keys:,} strings with {len(prefix) + 2}+ B names, "
                            "16 B values (RAW, type 5 sds)",
                       lambda s: load_long_keys(s, args.cg_long_keys)))
     return specs
@@ -964,8 +973,10 @@ def instr_specs(args, cli, tmp):
 def load_long_keys(server, n):
     """Dataset l: n keys with long names and 16-byte values."""
     with server.client() as c:
-        c.call("DEBUG", "POPULATE", n, LONG_KEY_PREFIX, 16)
-        enc = c.call("OBJECT", "ENCODING", f"{LONG_KEY_PREFIX}:0")
+        version = c.call("INFO", "server").split("valkey_version:")[1].split()[0]
+        prefix = long_key_prefix("v" + version)
+        c.call("DEBUG", "POPULATE", n, prefix, 16)
+        enc = c.call("OBJECT", "ENCODING", f"{prefix}:0")
     if enc != "raw":
         raise RuntimeError(f"dataset l: values are {enc}, expected raw")
 
