@@ -419,19 +419,24 @@ if {[file exists $mallocsize]} {
         # that it cannot move used_memory between the two measures.
         r debug replybuffer resizing 0
         test {Module data type keys are counted under module} {
-            set c [valkey_client]
-            # setstr, not setraw: setraw's buffer is uninitialised, which
-            # valgrind reports when the save checksums it.
-            for {set i 0} {$i < 200} {incr i} { $c mallocsize.setstr mod:$i [string repeat m 2000] }
-            $c close
-            mp_wait_single_client
-            mp_profile
-            lassign [mp_allocator_view] used1 lut1
-            set keys [mp_info rdb_stats_module_keys]
-            set bytes [mp_info rdb_stats_module_bytes]
-            assert_match {*module=200/*} [exec grep {RDB object stats} [srv 0 stdout]]
-            r flushall sync
-            lassign [mp_allocator_view] used0 lut0
+            # Twice, measured the second time: on 9.1 the first profile and
+            # flush of a module's keys leave an allocation of their own for
+            # good (1600 bytes), which the second round's snapshots share.
+            for {set round 0} {$round < 2} {incr round} {
+                set c [valkey_client]
+                # setstr, not setraw: setraw's buffer is uninitialised, which
+                # valgrind reports when the save checksums it.
+                for {set i 0} {$i < 200} {incr i} { $c mallocsize.setstr mod:$i [string repeat m 2000] }
+                $c close
+                mp_wait_single_client
+                mp_profile
+                lassign [mp_allocator_view] used1 lut1
+                set keys [mp_info rdb_stats_module_keys]
+                set bytes [mp_info rdb_stats_module_bytes]
+                assert_match {*module=200/*} [exec grep {RDB object stats} [srv 0 stdout]]
+                r flushall sync
+                lassign [mp_allocator_view] used0 lut0
+            }
             assert_equal 200 $keys
             assert_equal 200 [mp_info rdb_stats_keys]
             set truth [expr {($used1 - $used0) - ($lut1 - $lut0)}]
