@@ -36,7 +36,8 @@
 #include <sys/mman.h>
 
 #define MEMPROF_MAGIC "MEMPROF"
-#define MEMPROF_VERSION 2
+/* 3: the figures gained the volatile sets, importing keys and 9.1's buffers. */
+#define MEMPROF_VERSION 3
 
 typedef struct reportHeader {
     char magic[8];
