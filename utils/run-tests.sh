@@ -48,14 +48,17 @@ args="--clients $clients --timeout 1200"
 [ "${LATENCY:-0}" = 1 ] || args="$args --no-latency --skipfile $proj/utils/no-latency-skips.txt"
 case "$mode" in
     ours) sel="$ours" ;;
-    ours+subset) sel="$ours"; for t in $subset; do sel="$sel --single $t"; done ;;
+    # The subset leaves out unit/memefficiency's active defrag block (tag
+    # defrag; about 590 s on 9.1, run alone after every other file): no patch
+    # of ours touches defrag, and the whole upstream suite runs it.
+    ours+subset) sel="$ours"; for t in $subset; do sel="$sel --single $t"; done
+                 args="$args --tags -defrag" ;;
     all) sel=""; for t in $ours; do [ "$t" = --single ] || sel="$sel --skipunit $t"; done ;;
     valgrind) sel="$ours"; args="$args --valgrind" ;;
     *) echo "run-tests: unknown mode $mode" >&2; exit 2 ;;
 esac
 
 cd "$tree" || exit 2
-# The upstream test module our module-type case loads.
 # The test modules our cases load: upstream's mallocsize, and our own (from
 # tests/modules/ of this project, overlaid into the tree).
 for m in mallocsize $(cd "$proj/tests/modules" 2>/dev/null && ls *.c 2>/dev/null | sed 's/\.c$//'); do

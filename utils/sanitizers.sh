@@ -2,10 +2,17 @@
 # Checked builds of the fork, each in its own tree under build/, with our
 # tests (and, for the sanitizers, the upstream regression subset) run on it.
 #
-#   utils/sanitizers.sh address undefined   make test-sanitizers
+#   utils/sanitizers.sh address+undefined   make test-sanitizers
+#   utils/sanitizers.sh address undefined   the same, as two builds
 #   utils/sanitizers.sh valgrind            make test-valgrind
 #
 # address / undefined: SANITIZER=address or =undefined (libc malloc).
+# address+undefined: one build with both (SANITIZER=address, and
+# -fsanitize=undefined added to the server's own flags): one build and one
+# test run instead of two, each report as fatal as in the single builds.
+# The sanitizer builds are compiled at -O1, the level the sanitizers'
+# documentation recommends: upstream's default -O3 with link-time
+# optimisation took 382 s to build where -O1 takes 88 s (2 cores, idle).
 # Upstream's test framework fails a test when a server's stderr holds a
 # sanitizer report. valgrind: upstream's 'make valgrind' build (libc malloc,
 # no optimisation) and 'runtest --valgrind', which traces the save children
@@ -20,14 +27,17 @@ mode=${MODE:-ours+subset}
 base=${BASE:-9.1}
 jobs=$(nproc 2>/dev/null || echo 2)
 rc=0
-[ $# -gt 0 ] || set -- address undefined
+[ $# -gt 0 ] || set -- address+undefined
 for kind in "$@"; do
-    dir=build/$base/checked-$kind
+    dir=build/$base/checked-$(echo "$kind" | tr + -)
     tree=$dir/valkey
     start=$(date +%s)
     sh deps/prepare.sh overlay "build/$base/pristine" "$tree" "$(pwd)" "$(pwd)/patches/$base"
     case "$kind" in
-        address|undefined) target=""; args="SANITIZER=$kind"; sel=$mode ;;
+        address|undefined) target=""; args="SANITIZER=$kind OPTIMIZATION=-O1"; sel=$mode ;;
+        address+undefined)
+            target=""; sel=$mode
+            args="SANITIZER=address SERVER_CFLAGS=-fsanitize=undefined SERVER_LDFLAGS=-fsanitize=undefined OPTIMIZATION=-O1" ;;
         valgrind)
             command -v valgrind >/dev/null || {
                 apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind; }
