@@ -9,6 +9,7 @@
 #   make pin-status      the pinned Debian revision against what Debian lists
 #   make pin-bump        move the pin to the newest usable Debian revision
 #   make bench           speed and exactness, side by side
+#   make fuzz            the fuzz targets, FUZZ_SECONDS each (60)
 #   make patch-queue / make refresh-patches   work on patches/ (see docs/building.md)
 #
 # Every target takes BASE=8.1 or BASE=9.1 (the upstream line to build on;
@@ -53,7 +54,7 @@ OURS = $(wildcard src/*.c src/*.h $(PATCHES)/series $(PATCHES)/*.patch \
 
 .PHONY: all setup demo test test-ours test-upstream vanilla bench clean distclean \
         patch-queue refresh-patches test-sanitizers test-valgrind test-ecosystem \
-        pin-status pin-bump
+        pin-status pin-bump fuzz
 .DELETE_ON_ERROR:
 
 all: $(B)/.built
@@ -135,6 +136,14 @@ test-ecosystem: all
 
 test-sanitizers: $(PRISTINE)/.stamp
 	BASE=$(BASE) sh utils/sanitizers.sh address+undefined
+
+# Coverage-guided fuzzing of everything that reads bytes it did not write
+# (tests/fuzz/): a clang build with libFuzzer, ASan and UBSan in
+# build/<base>/fuzz/, each target run FUZZ_SECONDS from its seeds. Installs
+# Debian's clang and libclang-rt-14-dev when missing.
+FUZZ_SECONDS ?= 60
+fuzz: $(PRISTINE)/.stamp
+	sh utils/fuzz.sh run $(BASE) $(FUZZ_SECONDS)
 
 test-valgrind: $(PRISTINE)/.stamp
 	BASE=$(BASE) sh utils/sanitizers.sh valgrind

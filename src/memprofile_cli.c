@@ -135,7 +135,7 @@ static long long mpInfoTotalKeys(const char *info) {
         if (!strncmp(p, "db", 2) && p[2] >= '0' && p[2] <= '9') {
             const char *k = strstr(p, ":keys=");
             const char *eol = strchr(p, '\n');
-            if (k && (!eol || k < eol)) total += strtoll(k + 6, NULL, 10);
+            if (k && (!eol || k < eol)) total = mpAdd(total, strtoll(k + 6, NULL, 10));
         }
         p = strchr(p, '\n');
         if (p) p++;
@@ -162,7 +162,9 @@ static valkeyReply *mpField(const valkeyReply *r, const char *name) {
 static long long mpReplyLL(const valkeyReply *v) {
     if (!v) return 0;
     if (v->type == VALKEY_REPLY_INTEGER) return v->integer;
-    if (v->type == VALKEY_REPLY_DOUBLE) return (long long)v->dval;
+    /* Inside the range of long long (NaN and infinities as 0), so that the
+     * conversion is defined. */
+    if (v->type == VALKEY_REPLY_DOUBLE) return v->dval > -9.2e18 && v->dval < 9.2e18 ? (long long)v->dval : 0;
     if (mpIsString(v)) return strtoll(v->str, NULL, 10);
     return 0;
 }
@@ -254,8 +256,8 @@ static void mpParseCounts(const valkeyReply *m, mpCounts *out) {
         const valkeyReply *k = m->element[2 * i], *v = m->element[2 * i + 1];
         if (!mpIsString(k)) continue;
         mpCount *c = mpCountsGet(out, k->str, k->len);
-        c->keys += mpLL(v, "keys");
-        c->bytes += mpLL(v, "bytes");
+        c->keys = mpAdd(c->keys, mpLL(v, "keys"));
+        c->bytes = mpAdd(c->bytes, mpLL(v, "bytes"));
     }
 }
 
@@ -324,7 +326,8 @@ static int mpParseReport(const valkeyReply *r, mpReport *out) {
     for (size_t i = 0; i < mpPairs(b); i++) {
         const valkeyReply *k = b->element[2 * i];
         if (!mpIsString(k)) continue;
-        mpCountsGet(&out->breakdown, k->str, k->len)->bytes += mpReplyLL(b->element[2 * i + 1]);
+        mpCount *c = mpCountsGet(&out->breakdown, k->str, k->len);
+        c->bytes = mpAdd(c->bytes, mpReplyLL(b->element[2 * i + 1]));
     }
     return 1;
 }

@@ -89,16 +89,16 @@ static int mpCmpHist(const void *a, const void *b) {
 static void mpMerge(mpReport *m, const mpReport *r, int node, long long *slot_keys, long long *slot_bytes) {
     if (!m->time || (r->time && r->time < m->time)) m->time = r->time;
     if (r->duration_ms > m->duration_ms) m->duration_ms = r->duration_ms;
-    m->used_memory += r->used_memory;
-    m->keys += r->keys;
-    m->bytes += r->bytes;
+    m->used_memory = mpAdd(m->used_memory, r->used_memory);
+    m->keys = mpAdd(m->keys, r->keys);
+    m->bytes = mpAdd(m->bytes, r->bytes);
     const mpCounts *from[] = {&r->types, &r->encodings, &r->dbs, &r->ttl, &r->breakdown};
     mpCounts *to[] = {&m->types, &m->encodings, &m->dbs, &m->ttl, &m->breakdown};
     for (int j = 0; j < 5; j++) {
         for (size_t i = 0; i < from[j]->n; i++) {
             mpCount *c = mpCountsGet(to[j], from[j]->v[i].name, sdslen(from[j]->v[i].name));
-            c->keys += from[j]->v[i].keys;
-            c->bytes += from[j]->v[i].bytes;
+            c->keys = mpAdd(c->keys, from[j]->v[i].keys);
+            c->bytes = mpAdd(c->bytes, from[j]->v[i].bytes);
         }
     }
     for (size_t i = 0; i < r->nhist; i++) {
@@ -109,8 +109,8 @@ static void mpMerge(mpReport *m, const mpReport *r, int node, long long *slot_ke
             mpHistRow row = {sdsdup(r->hist[i].type), r->hist[i].le, 0, 0};
             MP_PUSH(m->hist, m->nhist, row);
         }
-        m->hist[j].keys += r->hist[i].keys;
-        m->hist[j].bytes += r->hist[i].bytes;
+        m->hist[j].keys = mpAdd(m->hist[j].keys, r->hist[i].keys);
+        m->hist[j].bytes = mpAdd(m->hist[j].bytes, r->hist[i].bytes);
     }
     for (size_t i = 0; i < r->ntopkeys; i++) {
         mpTopKey k = r->topkeys[i];
@@ -134,7 +134,7 @@ static void mpMerge(mpReport *m, const mpReport *r, int node, long long *slot_ke
     }
     for (int d = 1; d <= MP_MAX_DEPTH; d++) {
         if (!saturated[d]) floor[d] = 0;
-        m->floor_total[d] += floor[d];
+        m->floor_total[d] = mpAdd(m->floor_total[d], floor[d]);
     }
     for (size_t i = 0; i < r->nprefixes; i++) {
         mpPrefix p = r->prefixes[i];
@@ -146,8 +146,8 @@ static void mpMerge(mpReport *m, const mpReport *r, int node, long long *slot_ke
 
     if (r->has_slots) m->has_slots = 1;
     for (size_t i = 0; i < r->nslots; i++) {
-        slot_keys[r->slots[i].slot] += r->slots[i].keys;
-        slot_bytes[r->slots[i].slot] += r->slots[i].bytes;
+        slot_keys[r->slots[i].slot] = mpAdd(slot_keys[r->slots[i].slot], r->slots[i].keys);
+        slot_bytes[r->slots[i].slot] = mpAdd(slot_bytes[r->slots[i].slot], r->slots[i].bytes);
     }
 }
 
@@ -170,10 +170,10 @@ static void mpMergePrefixes(mpReport *m) {
         mpPrefix *p = &m->prefixes[i];
         if (out && m->prefixes[out - 1].depth == p->depth && !sdscmp(m->prefixes[out - 1].prefix, p->prefix)) {
             mpPrefix *q = &m->prefixes[out - 1];
-            q->keys += p->keys;
-            q->bytes += p->bytes;
-            q->error_bytes += p->error_bytes;
-            q->floor += p->floor;
+            q->keys = mpAdd(q->keys, p->keys);
+            q->bytes = mpAdd(q->bytes, p->bytes);
+            q->error_bytes = mpAdd(q->error_bytes, p->error_bytes);
+            q->floor = mpAdd(q->floor, p->floor);
             sdsfree(p->prefix);
         } else {
             m->prefixes[out++] = *p;
@@ -182,9 +182,9 @@ static void mpMergePrefixes(mpReport *m) {
     m->nprefixes = out;
     for (size_t i = 0; i < out; i++) {
         mpPrefix *p = &m->prefixes[i];
-        long long missing = m->floor_total[p->depth] - p->floor;
-        p->bytes += missing;
-        p->error_bytes += missing;
+        long long missing = mpSub(m->floor_total[p->depth], p->floor);
+        p->bytes = mpAdd(p->bytes, missing);
+        p->error_bytes = mpAdd(p->error_bytes, missing);
         p->floor = 0;
     }
     mpSort(m->prefixes, m->nprefixes, sizeof(mpPrefix), mpCmpPrefix);
@@ -224,8 +224,8 @@ static mpMove *mpPlan(int nshards, const int *owner_in, const long long *slot_ke
     long long sum = 0;
     for (int i = 0; i < nshards; i++) b[i] = 0;
     for (int s = 0; s < MP_SLOTS; s++)
-        if (owner[s] >= 0) b[owner[s]] += slot_bytes[s];
-    for (int i = 0; i < nshards; i++) sum += b[i];
+        if (owner[s] >= 0) b[owner[s]] = mpAdd(b[owner[s]], slot_bytes[s]);
+    for (int i = 0; i < nshards; i++) sum = mpAdd(sum, b[i]);
     double mean = nshards ? (double)sum / nshards : 0, tol = mean * MP_BALANCE_THRESHOLD;
     for (int iter = 0; iter < MP_SLOTS && nshards > 1; iter++) {
         int h = 0, l = 0;
@@ -249,8 +249,8 @@ static mpMove *mpPlan(int nshards, const int *owner_in, const long long *slot_ke
         if (largest != -1) best = largest;
         if (best == -1) break;
         owner[best] = l;
-        b[h] -= slot_bytes[best];
-        b[l] += slot_bytes[best];
+        b[h] = mpSub(b[h], slot_bytes[best]);
+        b[l] = mpAdd(b[l], slot_bytes[best]);
         mpMove mv = {best, h, l, slot_keys[best], slot_bytes[best]};
         MP_PUSH(moves, *nmoves, mv);
     }
@@ -262,7 +262,7 @@ static mpMove *mpPlan(int nshards, const int *owner_in, const long long *slot_ke
 static double mpSkew(const long long *b, int n, double *mean_out) {
     long long sum = 0, max = 0;
     for (int i = 0; i < n; i++) {
-        sum += b[i];
+        sum = mpAdd(sum, b[i]);
         if (b[i] > max) max = b[i];
     }
     double mean = n ? (double)sum / n : 0;
@@ -382,8 +382,8 @@ static void mpClusterRun(mpCluster *c) {
                 }
                 if (!r->st.in_progress) r->state = MP_RUN_DONE;
             }
-            total += r->st.total_keys;
-            done += r->state == MP_RUN_DONE ? r->st.total_keys : r->st.progress_keys;
+            total = mpAdd(total, r->st.total_keys);
+            done = mpAdd(done, r->state == MP_RUN_DONE ? r->st.total_keys : r->st.progress_keys);
             running += r->state == MP_RUN_RUNNING;
         }
         if (!running) break;
@@ -445,10 +445,10 @@ static void mpClusterPlan(mpCluster *c) {
         c->moves = mpPlan(c->nshards, c->owner, c->slot_keys, c->slot_bytes, &c->nmoves);
     long long *after = zcalloc(sizeof(long long) * (c->nshards + 1));
     for (int s = 0; s < MP_SLOTS; s++)
-        if (c->owner[s] >= 0) after[c->owner[s]] += c->slot_bytes[s];
+        if (c->owner[s] >= 0) after[c->owner[s]] = mpAdd(after[c->owner[s]], c->slot_bytes[s]);
     for (size_t i = 0; i < c->nmoves; i++) {
-        after[c->moves[i].from] -= c->moves[i].bytes;
-        after[c->moves[i].to] += c->moves[i].bytes;
+        after[c->moves[i].from] = mpSub(after[c->moves[i].from], c->moves[i].bytes);
+        after[c->moves[i].to] = mpAdd(after[c->moves[i].to], c->moves[i].bytes);
     }
     c->skew_after = mpSkew(after, c->nshards, NULL);
     zfree(after);
@@ -571,7 +571,7 @@ static void mpClusterPrintBalance(mpCluster *c) {
         return;
     }
     long long moved = 0;
-    for (size_t i = 0; i < c->nmoves; i++) moved += c->moves[i].bytes;
+    for (size_t i = 0; i < c->nmoves; i++) moved = mpAdd(moved, c->moves[i].bytes);
     printf("Proposed: %zu slot moves, %lld bytes, skew after them %.3f. Nothing was moved.\n", c->nmoves, moved,
            c->skew_after);
     for (int f = 0; f < c->nshards; f++) {
@@ -579,7 +579,7 @@ static void mpClusterPrintBalance(mpCluster *c) {
             int n = 0;
             long long bytes = 0;
             for (size_t i = 0; i < c->nmoves; i++)
-                if (c->moves[i].from == f && c->moves[i].to == t) n++, bytes += c->moves[i].bytes;
+                if (c->moves[i].from == f && c->moves[i].to == t) n++, bytes = mpAdd(bytes, c->moves[i].bytes);
             if (n)
                 printf("  %s -> %s: %d slots, %lld bytes (%s)\n", c->shards[f].label, c->shards[t].label, n, bytes,
                        mpHuman(bytes, h1, 32));

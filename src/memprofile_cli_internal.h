@@ -19,6 +19,7 @@
 #define __MEMPROFILE_CLI_INTERNAL_H
 
 #include <stddef.h>
+#include <limits.h>
 #include <signal.h>
 
 #include "zmalloc.h"
@@ -88,6 +89,18 @@ typedef struct mpReport {
         (arr) = zrealloc((arr), sizeof(*(arr)) * ((n) + 1)); \
         (arr)[(n)++] = (item);                               \
     } while (0)
+
+/* a + b and a - b saturated at the bounds of long long: the figures come
+ * from servers, and their sums (a report's, a merge's, a plan's) must not
+ * overflow, which would be undefined behaviour. */
+static inline long long mpAdd(long long a, long long b) {
+    long long r;
+    return __builtin_add_overflow(a, b, &r) ? (b > 0 ? LLONG_MAX : LLONG_MIN) : r;
+}
+static inline long long mpSub(long long a, long long b) {
+    long long r;
+    return __builtin_sub_overflow(a, b, &r) ? (b < 0 ? LLONG_MAX : LLONG_MIN) : r;
+}
 
 /* What the node is doing, from INFO rdb_stats and keyspace. */
 typedef struct mpNodeState {

@@ -49,6 +49,11 @@
 #define VALKEY_REPLY_DOUBLE REDIS_REPLY_DOUBLE
 #define VALKEY_REPLY_MAP REDIS_REPLY_MAP
 #define VALKEY_REPLY_VERB REDIS_REPLY_VERB
+#define valkeyReader redisReader
+#define valkeyReaderCreate redisReaderCreate
+#define valkeyReaderFeed redisReaderFeed
+#define valkeyReaderGetReply redisReaderGetReply
+#define valkeyReaderFree redisReaderFree
 #endif
 
 #else /* The server. */

@@ -314,10 +314,16 @@ typedef struct memprofRegion {
  * NULL, or why it could not (an sds the caller frees). */
 sds memprofRegionMap(memprofRegion *r);
 void memprofRegionUnmap(memprofRegion *r);
+/* The largest report these limits allow (the size of the region). */
+size_t memprofReportBound(const memprofReportLimits *l);
 /* Child: encode the profile into the shared region. Returns the length, or
  * 0 when it does not fit. */
 size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth, const memprofIndexed *slots, size_t nslots);
 size_t memprofTransportDamage(const memprofRegion *region, size_t len, int fault);
+/* Set the header's body length and checksum to match 'len' bytes. */
+void memprofTransportSeal(const memprofRegion *region, size_t len);
+/* Parent: write the report to a file in the fuzz target's input format. */
+void memprofTransportKeep(const memprofRegion *region, size_t len);
 /* Parent: decode and validate 'len' bytes of the region. NULL when invalid,
  * with a reason in *why. */
 memprofProfile *memprofTransportRead(const memprofRegion *region, size_t len, const char **why);
@@ -329,7 +335,8 @@ enum {
     MEMPROF_FAULT_NO_PIPE = 9, /* The child has no childinfo pipe. */
     MEMPROF_FAULT_MAP = 10,    /* The report region cannot be mapped. */
     MEMPROF_FAULT_FORK = 11,   /* The fork of a profiling child fails. */
-    MEMPROF_FAULT_MAX = 11
+    MEMPROF_FAULT_KEEP = 12,   /* Not a fault: keep each report as a fuzz seed. */
+    MEMPROF_FAULT_MAX = 12
 };
 
 /* Replies (memprofile_reply.c). */

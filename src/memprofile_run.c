@@ -159,8 +159,10 @@ static void memprofRunEnd(int exitcode, int bysignal, const char *killed) {
         why = "the child failed";
     else if (!run.announced)
         why = run.no_report ? run.no_report : "the child's report did not arrive";
-    else
+    else {
+        if (server.memory_profile_report_fault == MEMPROF_FAULT_KEEP) memprofTransportKeep(&run.region, run.announced);
         p = memprofTransportRead(&run.region, run.announced, &why);
+    }
     memprofForkInstant at = run.at;
     memprofRunRelease();
     if (p) {

@@ -76,7 +76,7 @@ static void memprofCurrentLimits(memprofReportLimits *l) {
 }
 
 /* The largest report these limits allow. */
-static size_t memprofReportBound(const memprofReportLimits *l) {
+size_t memprofReportBound(const memprofReportLimits *l) {
     size_t bound = sizeof(reportHeader) + sizeof(memprofFigures);
     bound += l->dbs * sizeof(indexedRecord);
     bound += MEMPROF_TYPE_COUNT * l->topkeys * (sizeof(topKeyRecord) + MEMPROF_KEY_NAME_MAX);
@@ -255,8 +255,44 @@ size_t memprofTransportDamage(const memprofRegion *region, size_t len, int fault
     }
     /* Damage inside the body comes with a valid checksum: only the checks
      * of the records themselves can catch it. */
-    h->checksum = crc64(0, (unsigned char *)body, h->body_len);
+    memprofTransportSeal(region, len);
     return len;
+}
+
+/* Set the header's body length and checksum to match a report of 'len'
+ * bytes (damage that only the record checks can catch; the fuzz target). */
+void memprofTransportSeal(const memprofRegion *region, size_t len) {
+    if (!region->base || len < sizeof(reportHeader) || len > region->size) return;
+    reportHeader *h = (reportHeader *)region->base;
+    h->body_len = len - sizeof(*h);
+    h->checksum = crc64(0, (unsigned char *)region->base + sizeof(*h), h->body_len);
+}
+
+/* memory-profile-report-fault 12 (tests): the parent writes each report it
+ * is about to read to memprof-report-<pid>-<n>.fuzz in its working
+ * directory, in the input format of the report's fuzz target
+ * (tests/fuzz/fuzz_report.c): flags (0), the limits the region was mapped
+ * for, the announced length, then the report. Seeds for the fuzzer, taken
+ * from real profiles. A write that fails is logged, nothing more. */
+void memprofTransportKeep(const memprofRegion *region, size_t len) {
+    static unsigned long long n = 0;
+    const memprofReportLimits *l = &region->limits;
+    unsigned char head[16] = {0};
+    head[1] = (unsigned char)l->dbs;
+    head[2] = (unsigned char)l->topkeys;
+    head[3] = (unsigned char)l->depth;
+    head[4] = (unsigned char)(l->prefixes & 0xff);
+    head[5] = (unsigned char)(l->prefixes >> 8);
+    head[6] = l->slots ? 1 : 0;
+    uint64_t announced = len;
+    memcpy(head + 8, &announced, sizeof(announced));
+    char name[64];
+    snprintf(name, sizeof(name), "memprof-report-%d-%llu.fuzz", (int)getpid(), ++n);
+    FILE *fp = fopen(name, "w");
+    size_t body = region->base && len <= region->size ? len : 0;
+    int ok = fp && fwrite(head, sizeof(head), 1, fp) == 1 && (!body || fwrite(region->base, body, 1, fp) == 1);
+    if (fp && fclose(fp) != 0) ok = 0;
+    if (!ok) serverLog(LL_WARNING, "Memory profile: could not keep the report in %s: %s", name, strerror(errno));
 }
 
 /* ------------------------------------------------------------------------

@@ -118,6 +118,14 @@ if [ "$mode" = "ours+subset" ] || [ "$mode" = "ours" ]; then
     cat "$log"
     p=$(grep -c -E '\.\.\. ok$' "$log"); f=$(grep -c -E '\.\.\. (FAIL|ERROR)$' "$log")
     passed=$((passed + p)); failed=$((failed + f))
+    # The fuzz targets, built in this tree with its flags, replay their
+    # seeds and the regression corpus (tests/fuzz/): one test per target.
+    if sh "$proj/utils/fuzz.sh" replay "$tree" > "$log" 2>&1; then
+        passed=$((passed + $(grep -c 'no failure$\|, 0 failure(s)$' "$log")))
+    else
+        utils_rc=1; failed=$((failed + 1))
+    fi
+    cat "$log"
 fi
 
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
