@@ -25,6 +25,9 @@ FUZZ_SERVER_OBJ = $(filter-out server.o,$(ENGINE_SERVER_OBJ)) memprof-fuzz/serve
 FUZZ_CLI_OBJ = $(filter-out valkey-cli.o memprofile_cli%.o,$(ENGINE_CLI_OBJ))
 
 memprof-fuzz/all: $(FUZZ_TARGETS)
+# The targets' sources include the server's headers and files (8.1's
+# compile rule has no -I. of its own).
+memprof-fuzz/%.o: FINAL_CFLAGS += -I.
 # Kept, so that their -MMD files say when to rebuild them.
 .SECONDARY: memprof-fuzz/fuzz_cli_reply.o memprof-fuzz/fuzz_cli_json.o memprof-fuzz/fuzz_cli_merge.o
 
