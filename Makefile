@@ -10,6 +10,7 @@
 #   make pin-bump        move the pin to the newest usable Debian revision
 #   make bench           speed and exactness, side by side
 #   make fuzz            the fuzz targets, FUZZ_SECONDS each (60)
+#   make soak            profiles under load with AOF and a replica, SOAK_SECONDS (600)
 #   make patch-queue / make refresh-patches   work on patches/ (see docs/building.md)
 #
 # Every target takes BASE=8.1 or BASE=9.1 (the upstream line to build on;
@@ -54,7 +55,7 @@ OURS = $(wildcard src/*.c src/*.h $(PATCHES)/series $(PATCHES)/*.patch \
 
 .PHONY: all setup demo test test-ours test-upstream vanilla bench clean distclean \
         patch-queue refresh-patches test-sanitizers test-valgrind test-ecosystem \
-        pin-status pin-bump fuzz
+        pin-status pin-bump fuzz soak
 .DELETE_ON_ERROR:
 
 all: $(B)/.built
@@ -144,6 +145,14 @@ test-sanitizers: $(PRISTINE)/.stamp
 FUZZ_SECONDS ?= 60
 fuzz: $(PRISTINE)/.stamp
 	sh utils/fuzz.sh run $(BASE) $(FUZZ_SECONDS)
+
+# A long run on a busy primary with AOF and a replica (utils/soak.py; not
+# part of make test): SOAK_SECONDS (600), SOAK_ARGS (e.g. --out FILE). The
+# load comes from the default base's valkey-benchmark (--rps, sequences).
+SOAK_SECONDS ?= 600
+soak: all
+	@$(MAKE) --no-print-directory BASE=$(DEFAULT_BASE) all
+	SOAK_SECONDS=$(SOAK_SECONDS) python3 utils/soak.py --bin $(BIN) --load-bin $(BUILD)/$(DEFAULT_BASE)/bin $(SOAK_ARGS)
 
 test-valgrind: $(PRISTINE)/.stamp
 	BASE=$(BASE) sh utils/sanitizers.sh valgrind

@@ -323,19 +323,23 @@ int memprofChildGivesWay(void) {
     return server.child_type == CHILD_TYPE_MEMPROF && !scriptingEngineDebuggerPendingChildren();
 }
 
+/* Kill the profile-only child and reap it now, so that the caller can fork
+ * at once. SIGKILL, not the SIGUSR1 an RDB child gets: the child writes no
+ * file, so it has nothing to clean up, and a stopped child (SIGSTOP, a
+ * debugger) would leave SIGUSR1 pending and this waitpid() blocking the
+ * server until someone continued it; SIGKILL ends a stopped process too. */
 void memprofKillChild(const char *why) {
     if (server.child_type != CHILD_TYPE_MEMPROF) return;
     pid_t pid = server.child_pid;
     int statloc = 0, exitcode = 1, bysignal = 0;
-    kill(pid, SIGUSR1);
-    /* Reap it now, so that the caller can fork at once. */
+    kill(pid, SIGKILL);
     pid_t reaped;
     while ((reaped = waitpid(pid, &statloc, 0)) == -1 && errno == EINTR)
         ;
     if (reaped == pid) {
         if (WIFEXITED(statloc)) exitcode = WEXITSTATUS(statloc);
         if (WIFSIGNALED(statloc)) bysignal = WTERMSIG(statloc);
-        /* The child's SIGUSR1 handler exits with this code (as
+        /* A child that caught an earlier SIGUSR1 exits with this code (as
          * checkChildrenDone() reads it). */
         if (exitcode == SERVER_CHILD_NOERROR_RETVAL) {
             bysignal = SIGUSR1;
@@ -348,7 +352,7 @@ void memprofKillChild(const char *why) {
                   why);
         receiveChildInfo();
         memprofRunEnd(0, 0, NULL);
-    } else if (reaped != pid || bysignal == SIGUSR1) {
+    } else if (reaped != pid || bysignal == SIGKILL || bysignal == SIGUSR1) {
         serverLog(LL_WARNING, "Memory profiling child %ld killed: %s", (long)pid, why);
         memprofRunEnd(exitcode, bysignal, why);
     } else {

@@ -153,3 +153,32 @@ proc mp_log_count {{srv_idx 0}} {
     close $fp
     return $n
 }
+
+proc mp_write_file {path value} {
+    set fd [open $path w]
+    puts -nonewline $fd $value
+    close $fd
+}
+
+proc mp_read_file {path} {
+    set fd [open $path r]
+    set v [string trim [read $fd]]
+    close $fd
+    return $v
+}
+
+# Why a group of the cgroup v1 controller mounted at 'root' with the file
+# 'knob' cannot be made here, or "" when it can (the fork-failure and OOM
+# tests skip with this reason).
+proc mp_cgroup_unusable {root knob} {
+    if {$::tcl_platform(os) ne {Linux}} { return "not Linux" }
+    if {![file writable $root/cgroup.procs]} {
+        return "$root/cgroup.procs is not writable (no cgroup v1 controller there, or not root)"
+    }
+    set probe $root/valkey-memprof-probe-[pid]
+    if {[catch {file mkdir $probe} err]} { return "cannot create a group under $root: $err" }
+    set ok [file exists $probe/$knob]
+    catch {exec rmdir $probe}
+    if {!$ok} { return "$root has no $knob" }
+    return ""
+}

@@ -61,31 +61,9 @@ proc mp_data_figures {{r r}} {
 # pids.max is the number of the server's threads leaves no room for a child.
 set ::mp_pids_root /sys/fs/cgroup/pids
 
-proc mp_write_file {path value} {
-    set fd [open $path w]
-    puts -nonewline $fd $value
-    close $fd
-}
-
-proc mp_read_file {path} {
-    set fd [open $path r]
-    set v [string trim [read $fd]]
-    close $fd
-    return $v
-}
-
 # Why fork() cannot be made to fail here, or "" when it can.
 proc mp_pids_cgroup_unusable {} {
-    if {$::tcl_platform(os) ne {Linux}} { return "not Linux" }
-    if {![file writable $::mp_pids_root/cgroup.procs]} {
-        return "$::mp_pids_root/cgroup.procs is not writable (no cgroup v1 pids controller, or not root)"
-    }
-    set probe $::mp_pids_root/valkey-memprof-probe-[pid]
-    if {[catch {file mkdir $probe} err]} { return "cannot create a group under $::mp_pids_root: $err" }
-    set ok [file exists $probe/pids.max]
-    catch {exec rmdir $probe}
-    if {!$ok} { return "$::mp_pids_root has no pids.max" }
-    return ""
+    mp_cgroup_unusable $::mp_pids_root pids.max
 }
 
 # Move process 'pid' into a new group allowing no more tasks than it has
