@@ -1050,8 +1050,9 @@ def exact_cases(scale):
             w.cmd("SET", f"k:{i}", f"value-{i}-{payload(i, 8)}")
 
     def strings_raw(w):
+        # RAW on both bases: 9.x embeds values of up to 128 bytes.
         for i in range(n(10_000)):
-            w.cmd("SET", f"k:{i}", payload(i, 60 + i % 300))
+            w.cmd("SET", f"k:{i}", payload(i, 140 + i % 300))
 
     def lists_listpack(w):
         for i in range(n(15_000)):

@@ -96,7 +96,7 @@ start_server {overrides {save "" appendonly no enable-debug-command yes}} {
     }
 
     test {CONFIG SET of every memory-profile-* config while a child runs: it keeps what it forked with, the next profile takes the new values} {
-        set pid [mp_chaos_start_slow 200]
+        set pid [mp_chaos_start_slow 1000]
         set saved {}
         foreach {name value} {
             memory-profile-top-keys 1 memory-profile-prefix-depth 1 memory-profile-prefix-capacity 16
@@ -124,7 +124,7 @@ start_server {overrides {save "" appendonly no enable-debug-command yes}} {
         set digest [r debug digest]
         set n [r dbsize]
         foreach cmd {{swapdb 9 1} {swapdb 9 1} {debug reload} {flushall async}} {
-            set pid [mp_chaos_start_slow 200]
+            set pid [mp_chaos_start_slow 1000]
             r {*}$cmd
             mp_chaos_serves
             switch -- [lindex $cmd 0] {
@@ -228,7 +228,7 @@ if {$why ne ""} {
             mp_start_profile_and_wait
             set prev [mp_chaos_published]
             set count [mp_log_count]
-            set pid [mp_chaos_start_slow 50]
+            set pid [mp_chaos_start_slow 100]
             set group $::mp_mem_root/valkey-memprof-[pid]-[clock clicks]
             file mkdir $group
             mp_write_file $group/memory.limit_in_bytes 524288
