@@ -20,17 +20,11 @@ import os
 import socket
 import subprocess
 import tempfile
+import sys
 import time
 
-
-def free_port():
-    """A free port whose cluster bus port (+10000) is a port too."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 55000:
-            return port
+sys.path.insert(0, os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "utils")))
+from soak import free_port  # noqa: E402  (a port whose cluster bus port is one too)
 
 
 def encode(*args):
