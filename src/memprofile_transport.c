@@ -278,11 +278,14 @@ void memprofTransportKeep(const memprofRegion *region, size_t len) {
     static unsigned long long n = 0;
     const memprofReportLimits *l = &region->limits;
     unsigned char head[16] = {0};
-    head[1] = (unsigned char)l->dbs;
-    head[2] = (unsigned char)l->topkeys;
+    /* Each limit in its byte(s), saturated rather than wrapped (the target
+     * clamps them lower still). */
+    size_t prefixes = l->prefixes > 0xffff ? 0xffff : l->prefixes;
+    head[1] = (unsigned char)(l->dbs > 0xff ? 0xff : l->dbs);
+    head[2] = (unsigned char)(l->topkeys > 0xff ? 0xff : l->topkeys);
     head[3] = (unsigned char)l->depth;
-    head[4] = (unsigned char)(l->prefixes & 0xff);
-    head[5] = (unsigned char)(l->prefixes >> 8);
+    head[4] = (unsigned char)(prefixes & 0xff);
+    head[5] = (unsigned char)(prefixes >> 8);
     head[6] = l->slots ? 1 : 0;
     uint64_t announced = len;
     memcpy(head + 8, &announced, sizeof(announced));
