@@ -10,7 +10,8 @@
 #   fuzz.sh run BASE SECONDS            `make fuzz`: a clang build with
 #                                       libFuzzer, ASan and UBSan in
 #                                       build/<base>/fuzz/, each target run
-#                                       SECONDS from its seeds; a crash's input
+#                                       SECONDS from its seeds (FUZZ_JOBS of
+#                                       them at a time; 1); a crash's input
 #                                       is kept in build/<base>/fuzz/crashes/
 #                                       (copy it to tests/fuzz/regressions/
 #                                       <target>/ once fixed)
@@ -67,28 +68,49 @@ run)
         FUZZ_MAIN= FUZZ_LDFLAGS=-fsanitize=fuzzer memprof-fuzz/all > "$dir/build-targets.log" 2>&1 ||
         { tail -n 40 "$dir/build-targets.log"; exit 1; }
     echo "fuzz: build took $(( $(date +%s) - start )) s"
-    rc=0
-    for t in $targets; do
+    # One target: libFuzzer from the seeds, or the log parser's loop; its
+    # summary line in $dir/<target>.summary, its exit status in .rc.
+    one() {
+        t=$1
+        if [ "$t" = log ]; then
+            python3 "$proj/tests/fuzz/fuzz_log.py" --seconds "$seconds" --crashes "$dir/crashes/log" \
+                "$proj/tests/fuzz/corpus/log" "$proj/tests/fuzz/regressions/log" "$proj/utils/tests/data" \
+                > "$dir/log.log" 2>&1 && r=0 || r=$?
+            tail -n 1 "$dir/log.log" > "$dir/log.summary"
+            echo "$r" > "$dir/log.rc"
+            return
+        fi
         work=$dir/corpus/$t
         mkdir -p "$work" "$dir/crashes/$t"
         # The seeds and regressions are read, new inputs go to the work folder.
         # shellcheck disable=SC2046
-        if "$tree/src/memprof-fuzz/$t" -max_total_time="$seconds" -malloc_limit_mb=256 -rss_limit_mb=2048 \
+        "$tree/src/memprof-fuzz/$t" -max_total_time="$seconds" -malloc_limit_mb=256 -rss_limit_mb=2048 \
             -timeout=10 -print_final_stats=1 -artifact_prefix="$dir/crashes/$t/" \
-            "$work" $(inputs "$t") > "$dir/$t.log" 2>&1; then
-            :
-        else
-            echo "fuzz: $t found a failure:"; tail -n 30 "$dir/$t.log"; rc=1
-        fi
+            "$work" $(inputs "$t") > "$dir/$t.log" 2>&1 && r=0 || r=$?
+        echo "$r" > "$dir/$t.rc"
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/$t.log" | tail -n 1)
         rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/$t.log" | tail -n 1)
         cov=$(grep -o 'cov: [0-9]*' "$dir/$t.log" | tail -n 1)
         ft=$(grep -o 'ft: [0-9]*' "$dir/$t.log" | tail -n 1)
-        echo "fuzz: $t: ${execs:-0} executions in $seconds s (${rate:-0}/s), $cov edges, $ft features, corpus $(ls "$work" | wc -l) files"
+        echo "fuzz: $t: ${execs:-0} executions in $seconds s (${rate:-0}/s), $cov edges, $ft features, corpus $(ls "$work" | wc -l) files" \
+            > "$dir/$t.summary"
+    }
+    # FUZZ_JOBS targets at a time (1: one after the other, as CI runs them).
+    jobs=${FUZZ_JOBS:-1}
+    set -- $targets log
+    rc=0
+    while [ $# -gt 0 ]; do
+        batch=""; n=0
+        while [ $# -gt 0 ] && [ "$n" -lt "$jobs" ]; do batch="$batch $1"; shift; n=$((n + 1)); done
+        for t in $batch; do one "$t" & done
+        wait
+        for t in $batch; do
+            if [ "$(cat "$dir/$t.rc")" != 0 ]; then
+                echo "fuzz: $t found a failure:"; tail -n 30 "$dir/$t.log"; rc=1
+            fi
+            cat "$dir/$t.summary"
+        done
     done
-    start=$(date +%s)
-    python3 "$proj/tests/fuzz/fuzz_log.py" --seconds "$seconds" --crashes "$dir/crashes/log" \
-        "$proj/tests/fuzz/corpus/log" "$proj/tests/fuzz/regressions/log" "$proj/utils/tests/data" || rc=1
     exit $rc
     ;;
 *)

@@ -30,7 +30,6 @@ asserted.
 
 import argparse
 import os
-import platform
 import re
 import shutil
 import signal
@@ -230,6 +229,7 @@ def measure_kinds(args, p):
         bench = load(args, p.port, ["SET", "m:__rand_int__", "__data__"], args.rps, clients=10,
                      seconds=args.kind_seconds)
         forks, cow, children_run = [], 0, 0
+        size = (p.call("DBSIZE"), p.num("used_memory", "memory"))
         while bench.poll() is None:
             if command:
                 try:
@@ -249,7 +249,7 @@ def measure_kinds(args, p):
         summary = benchmark_summary(bench.stdout.read())
         if command and command[-1] == "STAT_MEMORY":
             args.stat_accepted += children_run
-        summary.update(kind=name, children=children_run,
+        summary.update(kind=name, children=children_run, keys=size[0], used=size[1],
                        fork_us=sorted(forks)[len(forks) // 2] if forks else None, cow=cow)
         rows.append(summary)
         p.idle()
@@ -280,10 +280,11 @@ def main():
     ap.add_argument("--rps", type=int, default=3000)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    failures = []
+    failures, checks = [], []
 
     def check(ok, what):
         print(("soak: ok: " if ok else "soak: FAILED: ") + what)
+        checks.append(("ok: " if ok else "FAILED: ") + what)
         if not ok:
             failures.append(what)
 
@@ -294,6 +295,7 @@ def main():
             primary = Node(args, "primary", ["--appendonly", "yes", "--appendfsync", "everysec",
                                              "--memory-profile-history", str(HISTORY)])
             nodes.append(primary)
+            args.version = primary.info("server").get("valkey_version", "?")
             replica = Node(args, "replica", ["--replicaof", "127.0.0.1", str(primary.port)])
             nodes.append(replica)
             while replica.info("replication").get("master_link_status") != "up":
@@ -374,10 +376,12 @@ def main():
             for n in nodes:
                 n.stop()
 
-    lines = ["| kind of child | children | throughput (req/s) | p50 (ms) | p99 (ms) | max (ms) | fork (us, median) | peak CoW (bytes) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| kind of child | keys | used_memory | children | throughput (req/s) | p50 (ms) | p99 (ms) | max (ms) | "
+             "fork (us, median) | peak CoW (bytes) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in kinds:
-        lines.append(f"| {r['kind']} | {r['children']} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | "
+        lines.append(f"| {r['kind']} | {r['keys']:,} | {r['used']:,} | {r['children']} | {r['rps']:.0f} | "
+                     f"{r['p50']:.3f} | {r['p99']:.3f} | "
                      f"{r['max']:.3f} | {r['fork_us'] if r['fork_us'] is not None else '-'} | {r['cow']:,} |")
     print("\n".join(lines))
     if args.out:
@@ -389,11 +393,13 @@ def main():
                     break
         with open(args.out, "w") as f:
             f.write(f"# Soak, {time.strftime('%Y-%m-%d')}\n\n")
-            f.write(f"Machine: {os.cpu_count()} CPUs, {cpu}, {platform.release()}. Load: {args.rps} "
+            f.write(f"Valkey {args.version} with this fork's profiling. Machine: {os.cpu_count()} CPUs, {cpu}. "
+                    f"Load: {args.rps} "
                     f"sequences/s (SET, HSET, ZADD, SADD, LPUSH, EXPIRE; DEL bursts) for {args.seconds:.0f} s, "
                     f"then {args.kind_seconds} s per kind of child of SET at the same rate, 10 clients.\n\n")
             f.write("\n".join(lines) + "\n\nChecks:\n\n")
-            f.write("".join(f"- FAILED: {x}\n" for x in failures) or "- all passed\n")
+            f.write("".join(f"- {x}\n" for x in checks))
+            f.write(f"\n{len(failures)} check(s) failed.\n" if failures else "\nAll checks passed.\n")
     if failures:
         print(f"soak: {len(failures)} check(s) failed")
         return 1
