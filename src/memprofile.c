@@ -39,6 +39,8 @@ static void memprofSummaryFree(void *ptr) {
     memprofSummary *s = ptr;
     for (size_t i = 0; i < s->nprefixes; i++) sdsfree(s->prefixes[i].prefix);
     zfree(s->prefixes);
+    for (size_t i = 0; i < s->ngroups; i++) sdsfree(s->groups[i].name);
+    zfree(s->groups);
     zfree(s->dbs);
     zfree(s);
 }
@@ -62,6 +64,12 @@ static memprofSummary *memprofSummarize(const memprofPublished *pub) {
         s->prefixes[s->nprefixes] = p->prefixes[i];
         s->prefixes[s->nprefixes].prefix = sdsdup(p->prefixes[i].prefix);
         s->nprefixes++;
+    }
+    s->ngroups = p->ngroups;
+    s->groups = zmalloc(sizeof(memprofGroupCount) * (p->ngroups ? p->ngroups : 1));
+    for (size_t i = 0; i < p->ngroups; i++) {
+        s->groups[i] = p->groups[i];
+        s->groups[i].name = sdsdup(p->groups[i].name);
     }
     return s;
 }

@@ -74,6 +74,11 @@ void memprofKillChild(const char *why);
 /* readChildInfo(): the child announced a report of 'len' bytes. */
 void memprofReportAnnounced(size_t len);
 
+/* memory-profile-groups: 1 when the value parses, else 0 with *err set. */
+int memprofGroupsValidate(sds value, const char **err);
+/* A config value quoted for CONFIG REWRITE, quotes and backslashes escaped. */
+sds memprofGroupsConfigRepr(sds s, const char *p, size_t len);
+
 /* INFO rdb_stats and MEMORY DOCTOR. */
 sds memprofInfoString(sds info);
 sds memprofDoctorReport(sds report);

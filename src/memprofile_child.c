@@ -10,8 +10,8 @@
  * hands rdb.c the per-key callback; rdbSaveObject() calls it for every key
  * it serializes, with the bytes its element loops sized. The callback adds
  * the key to the type/encoding counters, the TTL horizon, its type's
- * histogram, its db and cluster slot, the top keys of its type and the
- * prefix summaries. memprofChildSend() writes the report for the parent.
+ * histogram, its db and cluster slot, the top keys of its type, the
+ * prefix summaries and the key groups it is in. memprofChildSend() writes the report for the parent.
  *
  * The per-key path makes no allocation unless a key enters the top keys or
  * a new prefix enters a summary, and no allocator size lookup beyond what
@@ -36,6 +36,8 @@ static struct {
     unsigned char delimiter[256]; /* 1 for the delimiter bytes. */
     int single_delimiter;         /* The delimiter when there is one, else -1. */
     long long now_ms;             /* The fork instant, for TTLs. */
+    const memprofGroups *groups;  /* The key groups, or NULL: the region's parse. */
+    memprofCount group[MEMPROF_GROUPS_MAX];
 } child;
 
 /* The report region of the profile in flight, set by memprofile_run.c in the
@@ -154,6 +156,13 @@ static void memprofAccountKey(robj *o, int dbid) {
         child.top_floor[type] = memprofTopKeysOffer(child.topkeys[type], o, dbid, enc, bytes, ttl_ms);
     }
     if (child.depth) memprofAccountPrefixes(key, bytes);
+    if (child.groups) {
+        for (uint32_t in = memprofGroupsOf(child.groups, key, sdslen(key)); in; in &= in - 1) {
+            int g = __builtin_ctz(in);
+            child.group[g].keys++;
+            child.group[g].bytes += bytes;
+        }
+    }
 }
 
 /* The figures that exist only at the fork instant, read from the child's
@@ -225,6 +234,7 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
         child.single_delimiter = (unsigned char)*p;
     }
     if (ndelimiters != 1) child.single_delimiter = -1;
+    if (child_region && child_region->groups && child_region->groups->n) child.groups = child_region->groups;
     return memprofAccountKey;
 }
 
@@ -321,7 +331,7 @@ void memprofChildSend(void) {
     memprofIndexed *slots = child.slots ? memprofNonEmpty(child.slots, CLUSTER_SLOTS, &nslots) : NULL;
     const memprofRegion *region = child_region;
     size_t len = memprofTransportWrite(region, &child.f, dbs, ndbs, child.topkeys, child.prefixes, child.depth,
-                                       slots, nslots);
+                                       slots, nslots, child.group);
     zfree(dbs);
     zfree(slots);
     if (len == 0) {

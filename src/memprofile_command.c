@@ -106,6 +106,15 @@ static void memprofReplyDbs(client *c, const memprofProfile *p) {
     }
 }
 
+/* groups: every key group the profile counted, in the config's order. */
+static void memprofReplyGroups(client *c, const memprofGroupCount *groups, size_t n) {
+    addReplyMapLen(c, (long)n);
+    for (size_t i = 0; i < n; i++) {
+        addReplyBulkCBuffer(c, groups[i].name, sdslen(groups[i].name));
+        memprofReplyCount(c, groups[i].keys, groups[i].bytes);
+    }
+}
+
 /* ttl: every bucket. */
 static void memprofReplyTtl(client *c, const memprofFigures *f) {
     addReplyMapLen(c, MEMPROF_TTL_BUCKETS);
@@ -252,7 +261,7 @@ static void memprofReportCommand(client *c) {
     unsigned long long keys, bytes;
     memprofTotals(f, &keys, &bytes);
 
-    addReplyMapLen(c, 15 + (server.cluster_enabled ? 1 : 0));
+    addReplyMapLen(c, 16 + (server.cluster_enabled ? 1 : 0));
     addReplyBulkCString(c, "status");
     addReplyBulkCString(c, memprofStatusNames[pub->status]);
     addReplyBulkCString(c, "source");
@@ -268,6 +277,8 @@ static void memprofReportCommand(client *c) {
     memprofReplyEncodings(c, f);
     addReplyBulkCString(c, "dbs");
     memprofReplyDbs(c, p);
+    addReplyBulkCString(c, "groups");
+    memprofReplyGroups(c, p ? p->groups : NULL, p ? p->ngroups : 0);
     addReplyBulkCString(c, "ttl");
     memprofReplyTtl(c, f);
     addReplyBulkCString(c, "histograms");
@@ -291,7 +302,7 @@ static void memprofReplySummary(client *c, const memprofSummary *s) {
     memcpy(f.ttl, s->ttl, sizeof(f.ttl));
     unsigned long long keys, bytes;
     memprofTotals(&f, &keys, &bytes);
-    addReplyMapLen(c, 11);
+    addReplyMapLen(c, 12);
     memprofReplyField(c, "time", (long long)s->time);
     addReplyBulkCString(c, "source");
     addReplyBulkCString(c, memprofSourceNames[s->source]);
@@ -306,6 +317,8 @@ static void memprofReplySummary(client *c, const memprofSummary *s) {
     addReplyBulkCString(c, "dbs");
     memprofProfile dbs = {.dbs = s->dbs, .ndbs = s->ndbs};
     memprofReplyDbs(c, &dbs);
+    addReplyBulkCString(c, "groups");
+    memprofReplyGroups(c, s->groups, s->ngroups);
     addReplyBulkCString(c, "ttl");
     memprofReplyTtl(c, &f);
     addReplyBulkCString(c, "prefixes");

@@ -9,6 +9,8 @@
  * above it in this list, so that there is no cycle.
  *
  *   memprofile_tables.c     names and totals every file shares
+ *   memprofile_groups.c     key groups: memory-profile-groups parsed, and
+ *                           which groups a key name is in
  *   memprofile_size.c       exact allocator sizes of values
  *   memprofile_summary.c    bounded summaries: top keys, prefixes
  *   memprofile_transport.c  the report from child to parent: region, encoding, checks
@@ -135,6 +137,13 @@ typedef struct memprofPrefix {
     unsigned long long error_bytes; /* The true bytes lie in [bytes - error_bytes, bytes]. */
 } memprofPrefix;
 
+/* A key group's figures, with the group's name (memory-profile-groups). */
+typedef struct memprofGroupCount {
+    sds name;
+    unsigned long long keys;
+    unsigned long long bytes;
+} memprofGroupCount;
+
 typedef struct memprofIndexed {
     int index; /* A db or a cluster slot. */
     unsigned long long keys;
@@ -153,6 +162,8 @@ typedef struct memprofProfile {
     size_t nprefixes;
     memprofIndexed *slots; /* Cluster slots with keys, largest first. */
     size_t nslots;
+    memprofGroupCount *groups; /* Every group the child counted, in the config's order. */
+    size_t ngroups;
 } memprofProfile;
 
 void memprofProfileFree(memprofProfile *p);
@@ -254,10 +265,39 @@ typedef struct memprofSummary {
     size_t ndbs;
     memprofPrefix *prefixes; /* The largest depth-1 prefixes, largest first. */
     size_t nprefixes;
+    memprofGroupCount *groups;
+    size_t ngroups;
 } memprofSummary;
 /* The summaries kept (memory-profile-history of them), 0 the newest. */
 size_t memprofHistoryLength(void);
 const memprofSummary *memprofHistoryGet(size_t i);
+
+/* Key groups (memprofile_groups.c). */
+#define MEMPROF_GROUPS_MAX 32
+#define MEMPROF_GROUP_NAME_MAX 32
+typedef struct memprofGroups {
+    int n;
+    sds names[MEMPROF_GROUPS_MAX];
+    sds prefixes[MEMPROF_GROUPS_MAX];
+    uint32_t first[256]; /* The groups whose prefix starts with the byte, one bit each. */
+    uint32_t any;        /* The groups of the empty prefix: every key. */
+} memprofGroups;
+/* NULL with *err NULL for no groups (an empty value); NULL with *err set
+ * (a static string) for a value the config refuses. */
+memprofGroups *memprofGroupsParse(const char *value, size_t len, const char **err);
+void memprofGroupsFree(memprofGroups *g);
+/* The groups a key name is in, one bit per group: one table read, and a
+ * comparison only for the groups whose prefix starts with its first byte. */
+static inline uint32_t memprofGroupsOf(const memprofGroups *g, const char *name, size_t len) {
+    uint32_t in = g->any, maybe = len ? g->first[(unsigned char)name[0]] : 0;
+    while (maybe) {
+        int k = __builtin_ctz(maybe);
+        maybe &= maybe - 1;
+        size_t plen = sdslen(g->prefixes[k]);
+        if (plen <= len && memcmp(name + 1, g->prefixes[k] + 1, plen - 1) == 0) in |= 1u << k;
+    }
+    return in;
+}
 
 /* Sizes (memprofile_size.c). */
 size_t memprofObjectBytes(robj *o, int dbid, unsigned long long *hash_meta);
@@ -304,11 +344,13 @@ typedef struct memprofReportLimits {
     size_t depth;
     size_t prefixes; /* Per depth. */
     size_t slots;
+    size_t groups; /* Exactly this many: every group is reported. */
 } memprofReportLimits;
 typedef struct memprofRegion {
     char *base; /* NULL when not mapped. */
     size_t size;
     memprofReportLimits limits; /* What the region was sized for. */
+    memprofGroups *groups;      /* The groups the child counts (limits.groups of them), or NULL. */
 } memprofRegion;
 /* Map a region for the largest report the current configs allow. Returns
  * NULL, or why it could not (an sds the caller frees). */
@@ -318,7 +360,7 @@ void memprofRegionUnmap(memprofRegion *r);
 size_t memprofReportBound(const memprofReportLimits *l);
 /* Child: encode the profile into the shared region. Returns the length, or
  * 0 when it does not fit. */
-size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth, const memprofIndexed *slots, size_t nslots);
+size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth, const memprofIndexed *slots, size_t nslots, const memprofCount *groups);
 size_t memprofTransportDamage(const memprofRegion *region, size_t len, int fault);
 /* Set the header's body length and checksum to match 'len' bytes. */
 void memprofTransportSeal(const memprofRegion *region, size_t len);

@@ -140,6 +140,13 @@ sds memprofInfoString(sds info) {
         info = sdscatprintf(info, "rdb_stats_db%d_keys:%llu\r\nrdb_stats_db%d_bytes:%llu\r\n", db->index, db->keys,
                             db->index, db->bytes);
     }
+    /* Key groups by their names ([a-z0-9_]): never their prefixes, which
+     * are key bytes. */
+    for (size_t i = 0; pub->last && i < pub->last->ngroups; i++) {
+        const memprofGroupCount *g = &pub->last->groups[i];
+        info = sdscatprintf(info, "rdb_stats_group_%s_keys:%llu\r\nrdb_stats_group_%s_bytes:%llu\r\n", g->name,
+                            g->keys, g->name, g->bytes);
+    }
     return info;
 }
 

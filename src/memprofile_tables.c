@@ -67,6 +67,8 @@ void memprofProfileFree(memprofProfile *p) {
     if (!p) return;
     for (size_t i = 0; i < p->ntopkeys; i++) sdsfree(p->topkeys[i].name);
     for (size_t i = 0; i < p->nprefixes; i++) sdsfree(p->prefixes[i].prefix);
+    for (size_t i = 0; i < p->ngroups; i++) sdsfree(p->groups[i].name);
+    zfree(p->groups);
     zfree(p->dbs);
     zfree(p->topkeys);
     zfree(p->prefixes);

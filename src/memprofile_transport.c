@@ -20,8 +20,10 @@
  *
  *   header   magic "MEMPROF\0", version, sizeof(memprofFigures), body length,
  *            CRC-64 of the body, and the count of each list
- *   body     memprofFigures, then the dbs, top keys, prefixes and slots as
- *            fixed-size records, each name followed by its bytes
+ *   body     memprofFigures, then the dbs, top keys, prefixes, slots and key
+ *            groups as fixed-size records, each name followed by its bytes
+ *            (a group's name is not sent: the parent knows the groups the
+ *            child counted, it parsed them for the region)
  *
  * The parent trusts nothing in it: every length and count is bounded by the
  * region and the limits of the configs at the fork (those the region was
@@ -36,8 +38,9 @@
 #include <sys/mman.h>
 
 #define MEMPROF_MAGIC "MEMPROF"
-/* 3: the figures gained the volatile sets, importing keys and 9.1's buffers. */
-#define MEMPROF_VERSION 3
+/* 3: the figures gained the volatile sets, importing keys and 9.1's buffers.
+ * 4: key groups. */
+#define MEMPROF_VERSION 4
 
 typedef struct reportHeader {
     char magic[8];
@@ -46,6 +49,7 @@ typedef struct reportHeader {
     uint64_t body_len;
     uint64_t checksum;
     uint32_t ndbs, ntopkeys, nprefixes, nslots;
+    uint32_t ngroups, reserved;
 } reportHeader;
 
 typedef struct indexedRecord {
@@ -61,6 +65,10 @@ typedef struct topKeyRecord {
     int64_t ttl_ms;
 } __attribute__((packed)) topKeyRecord;
 
+typedef struct countRecord {
+    uint64_t keys, bytes;
+} __attribute__((packed)) countRecord;
+
 typedef struct prefixRecord {
     uint32_t len; /* Bytes of the prefix that follow. */
     uint32_t depth;
@@ -73,6 +81,7 @@ static void memprofCurrentLimits(memprofReportLimits *l) {
     l->depth = server.memory_profile_prefix_depth;
     l->prefixes = server.memory_profile_prefix_capacity;
     l->slots = server.cluster_enabled ? CLUSTER_SLOTS : 0;
+    l->groups = 0;
 }
 
 /* The largest report these limits allow. */
@@ -82,6 +91,7 @@ size_t memprofReportBound(const memprofReportLimits *l) {
     bound += MEMPROF_TYPE_COUNT * l->topkeys * (sizeof(topKeyRecord) + MEMPROF_KEY_NAME_MAX);
     bound += l->depth * l->prefixes * (sizeof(prefixRecord) + MEMPROF_PREFIX_MAX);
     bound += l->slots * sizeof(indexedRecord);
+    bound += l->groups * sizeof(countRecord);
     return bound;
 }
 
@@ -89,11 +99,18 @@ void memprofRegionUnmap(memprofRegion *r) {
     if (r->base) munmap(r->base, r->size);
     r->base = NULL;
     r->size = 0;
+    memprofGroupsFree(r->groups);
+    r->groups = NULL;
 }
 
 sds memprofRegionMap(memprofRegion *r) {
     memprofReportLimits limits;
     memprofCurrentLimits(&limits);
+    /* The groups the child will count: the config was validated when set. */
+    const char *err;
+    sds value = server.memory_profile_groups;
+    memprofGroups *groups = memprofGroupsParse(value, value ? sdslen(value) : 0, &err);
+    limits.groups = groups ? (size_t)groups->n : 0;
     size_t size = memprofReportBound(&limits);
     void *p;
     if (server.memory_profile_report_fault == MEMPROF_FAULT_MAP) {
@@ -103,12 +120,14 @@ sds memprofRegionMap(memprofRegion *r) {
         p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     }
     if (p == MAP_FAILED) {
+        memprofGroupsFree(groups);
         return sdscatprintf(sdsempty(), "its report region of %zu bytes could not be mapped: %s", size,
                             strerror(errno));
     }
     r->base = p;
     r->size = size;
     r->limits = limits;
+    r->groups = groups;
     return NULL;
 }
 
@@ -155,7 +174,7 @@ static int cmpPrefixRefs(const void *a, const void *b) {
     return 0;
 }
 
-size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth, const memprofIndexed *slots, size_t nslots) {
+size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *f, const memprofIndexed *dbs, size_t ndbs, memprofTopKeys **topkeys, memprofPrefixes **prefixes, int depth, const memprofIndexed *slots, size_t nslots, const memprofCount *groups) {
     if (!region->base) return 0;
     reportEncoder w = {region->base + sizeof(reportHeader), region->base + region->size, 0};
     reportHeader h = {.version = MEMPROF_VERSION, .figures_size = sizeof(memprofFigures)};
@@ -223,6 +242,12 @@ size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *
     zfree(sorted);
     h.nslots = nslots;
 
+    for (size_t i = 0; i < region->limits.groups; i++) {
+        countRecord r = {groups[i].keys, groups[i].bytes};
+        encodeBytes(&w, &r, sizeof(r));
+    }
+    h.ngroups = region->limits.groups;
+
     if (w.overflow) return 0;
     h.body_len = w.p - (region->base + sizeof(reportHeader));
     h.checksum = crc64(0, (unsigned char *)region->base + sizeof(reportHeader), h.body_len);
@@ -272,7 +297,8 @@ void memprofTransportSeal(const memprofRegion *region, size_t len) {
  * is about to read to memprof-report-<pid>-<n>.fuzz in its working
  * directory, in the input format of the report's fuzz target
  * (tests/fuzz/fuzz_report.c): flags (0), the limits the region was mapped
- * for, the announced length, then the report. Seeds for the fuzzer, taken
+ * for (the key groups by their count), the announced length, then the
+ * report. Seeds for the fuzzer, taken
  * from real profiles. A write that fails is logged, nothing more. */
 void memprofTransportKeep(const memprofRegion *region, size_t len) {
     static unsigned long long n = 0;
@@ -287,6 +313,7 @@ void memprofTransportKeep(const memprofRegion *region, size_t len) {
     head[4] = (unsigned char)(prefixes & 0xff);
     head[5] = (unsigned char)(prefixes >> 8);
     head[6] = l->slots ? 1 : 0;
+    head[7] = (unsigned char)l->groups;
     uint64_t announced = len;
     memcpy(head + 8, &announced, sizeof(announced));
     char name[64];
@@ -351,6 +378,9 @@ static const char *memprofCheckTotals(const memprofProfile *p) {
         for (size_t i = 0; i < p->nslots; i++) k += p->slots[i].keys, b += p->slots[i].bytes;
         if (k != keys || b != bytes) return "its slots do not add up to its totals";
     }
+    for (size_t i = 0; i < p->ngroups; i++) {
+        if (p->groups[i].keys > keys || p->groups[i].bytes > bytes) return "a key group exceeds its totals";
+    }
     return NULL;
 }
 
@@ -388,8 +418,13 @@ memprofProfile *memprofTransportRead(const memprofRegion *region, size_t len, co
         *why = "a list is longer than the configs at the fork allow";
         return NULL;
     }
+    if (h.ngroups != l->groups) {
+        *why = "its key groups are not those at the fork";
+        return NULL;
+    }
     uint64_t need = sizeof(memprofFigures) + ((uint64_t)h.ndbs + h.nslots) * sizeof(indexedRecord) +
-                    (uint64_t)h.ntopkeys * sizeof(topKeyRecord) + (uint64_t)h.nprefixes * sizeof(prefixRecord);
+                    (uint64_t)h.ntopkeys * sizeof(topKeyRecord) + (uint64_t)h.nprefixes * sizeof(prefixRecord) +
+                    (uint64_t)h.ngroups * sizeof(countRecord);
     if (need > h.body_len) {
         *why = "its lists do not fit in its length";
         return NULL;
@@ -439,6 +474,15 @@ memprofProfile *memprofTransportRead(const memprofRegion *region, size_t len, co
 
     p->nslots = h.nslots;
     if (!readIndexed(&r, p->nslots, CLUSTER_SLOTS, &p->slots)) goto bad;
+    p->groups = zcalloc(sizeof(memprofGroupCount) * (h.ngroups ? h.ngroups : 1));
+    for (uint32_t i = 0; i < h.ngroups; i++) {
+        countRecord rec;
+        if (!decodeBytes(&r, &rec, sizeof(rec))) goto bad;
+        memprofGroupCount *g = &p->groups[p->ngroups++];
+        g->name = region->groups && i < (uint32_t)region->groups->n ? sdsdup(region->groups->names[i]) : sdsempty();
+        g->keys = rec.keys;
+        g->bytes = rec.bytes;
+    }
     if (r.p != r.end) goto bad;
     if ((*why = memprofCheckTotals(p)) != NULL) {
         memprofProfileFree(p);

@@ -17,6 +17,7 @@
  *               type, prefix depth, prefixes per depth (2 bytes, little
  *               endian), cluster (slots 16384 when non-zero); each clamped
  *               so that one run stays small
+ *   byte 7      the key groups the region was mapped for (at most 32)
  *   bytes 8-15  the announced length (little endian, any value)
  *   then        the region's bytes (cut to the region's size, the rest 0)
  *
@@ -58,6 +59,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     l->depth = clamp(data[3], MEMPROF_PREFIX_DEPTH_MAX);
     l->prefixes = clamp((size_t)data[4] | ((size_t)data[5] << 8), 256);
     l->slots = data[6] ? 16384 : 0;
+    l->groups = clamp(data[7], MEMPROF_GROUPS_MAX);
+    if (l->groups) {
+        /* As memprofRegionMap() parses memory-profile-groups. */
+        sds conf = sdsempty();
+        for (size_t i = 0; i < l->groups; i++) conf = sdscatprintf(conf, "g%zu p%zu: ", i, i);
+        const char *err;
+        region.groups = memprofGroupsParse(conf, sdslen(conf), &err);
+        FUZZ_CHECK(region.groups && (size_t)region.groups->n == l->groups);
+        sdsfree(conf);
+    }
     uint64_t announced;
     memcpy(&announced, data + 8, sizeof(announced));
 
@@ -80,9 +91,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(p->ndbs <= l->dbs && p->nslots <= l->slots);
         FUZZ_CHECK(p->ntopkeys <= MEMPROF_TYPE_COUNT * l->topkeys);
         FUZZ_CHECK(p->nprefixes <= l->depth * l->prefixes);
+        FUZZ_CHECK(p->ngroups == l->groups);
         /* Decoded, a record takes at most twice its encoded size, plus an
          * allocation's slack. */
-        size_t records = p->ndbs + p->nslots + p->ntopkeys + p->nprefixes;
+        size_t records = p->ndbs + p->nslots + p->ntopkeys + p->nprefixes + p->ngroups;
         FUZZ_CHECK(used <= 2 * region.size + 64 * records + 4096);
         for (size_t i = 0; i < p->ntopkeys; i++) FUZZ_CHECK(sdslen(p->topkeys[i].name) <= MEMPROF_KEY_NAME_MAX);
         for (size_t i = 0; i < p->nprefixes; i++) {
@@ -91,6 +103,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         unsigned long long keys, bytes;
         memprofTotals(&p->f, &keys, &bytes);
+        for (size_t i = 0; i < p->ngroups; i++) {
+            FUZZ_CHECK(p->groups[i].keys <= keys && p->groups[i].bytes <= bytes);
+            FUZZ_CHECK(!strcmp(p->groups[i].name, region.groups->names[i]));
+        }
         (void)memprofUserData(&p->f);
         memprofProfileFree(p);
     } else {
@@ -98,5 +114,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(used == 0); /* Nothing is kept from a refused report. */
     }
     zfree(region.base);
+    memprofGroupsFree(region.groups);
     return 0;
 }

@@ -6,7 +6,8 @@ in a temporary folder on free loopback ports, loads keys of every type
 over prefixes of depth 1 to 3 with TTLs, and profiles with
 memory-profile-report-fault 12, which makes the parent write each report it
 reads in the input format of the report target. Small limits (top keys 4,
-prefix capacity 16) keep the seeds small. Also kept: the MEMORY PROFILE
+prefix capacity 16) keep the seeds small; five key groups (nested, the
+empty prefix, a binary one) fill the groups' records. Also kept: the MEMORY PROFILE
 REPORT reply as the server sent it, in RESP2 and RESP3 (the cli-reply
 target's input, after its one byte of options), and the server's log (the
 log parser's).
@@ -80,6 +81,7 @@ def start(tmp, name, port, extra):
     conf = [
         f"port {port}", "bind 127.0.0.1", f"dir {d}", "save ''", "appendonly no", f"logfile {d}/server.log",
         "enable-debug-command yes", "memory-profile-report-fault 12", "memory-profile-top-keys 4", "memory-profile-prefix-capacity 16",
+        'memory-profile-groups "users user: sessions user:session: pages cache:page: all \\"\\" bin \\"bin:\\\\xff\\""',
     ] + extra
     with open(os.path.join(d, "valkey.conf"), "w") as f:
         f.write("\n".join(conf) + "\n")

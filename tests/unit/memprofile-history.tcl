@@ -5,7 +5,7 @@
 
 source tests/helpers/memprofile-util.tcl
 
-set ::mp_summary_fields {time source used_memory rss keys bytes types encodings dbs ttl prefixes}
+set ::mp_summary_fields {time source used_memory rss keys bytes types encodings dbs groups ttl prefixes}
 
 proc mp_history {args} {
     r memory profile history {*}$args

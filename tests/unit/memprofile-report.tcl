@@ -16,7 +16,7 @@ set ::mp_breakdown {mem_kv_user_data mem_kv_expiration mem_kv_hash_metadata mem_
     mem_sys_aof_buffer mem_sys_repl_buffer mem_sys_repl_backlog mem_sys_repl_pending mem_sys_slot_import
     mem_sys_slot_export mem_rss mem_startup mem_other_allocations mem_allocator_frag mem_allocator_dirty mem_allocator_muzzy
     mem_allocator_retained mem_rss_other}
-set ::mp_fields {status source time duration_ms used_memory keys bytes types encodings dbs ttl histograms
+set ::mp_fields {status source time duration_ms used_memory keys bytes types encodings dbs groups ttl histograms
     topkeys prefixes breakdown}
 
 # MEMORY PROFILE REPORT with 'args'; the reply as a dict (a RESP3 map and a
@@ -145,7 +145,7 @@ start_server [list tags {"memprofile external:skip"} overrides $::mp_report_over
             dict for {name pair} [dict get $rep $section] { assert_equal {keys 0 bytes 0} $pair "$section $name" }
         }
         dict for {name v} [dict get $rep breakdown] { assert_equal 0 $v $name }
-        foreach section {dbs histograms topkeys prefixes} { assert_equal {} [dict get $rep $section] $section }
+        foreach section {dbs groups histograms topkeys prefixes} { assert_equal {} [dict get $rep $section] $section }
         # Same content under RESP3.
         r hello 3
         assert_equal $rep [mp_report]
