@@ -228,6 +228,7 @@ void mpReportFree(mpReport *r) {
     mpCountsFree(&r->types);
     mpCountsFree(&r->encodings);
     mpCountsFree(&r->dbs);
+    mpCountsFree(&r->groups);
     mpCountsFree(&r->ttl);
     mpCountsFree(&r->breakdown);
     for (size_t i = 0; i < r->nhist; i++) sdsfree(r->hist[i].type);
@@ -250,7 +251,7 @@ void mpReportInit(mpReport *r) {
     r->source = sdsempty();
 }
 
-/* A map of {name: {keys, bytes}} (types, encodings, dbs, ttl). */
+/* A map of {name: {keys, bytes}} (types, encodings, dbs, groups, ttl). */
 static void mpParseCounts(const valkeyReply *m, mpCounts *out) {
     for (size_t i = 0; i < mpPairs(m); i++) {
         const valkeyReply *k = m->element[2 * i], *v = m->element[2 * i + 1];
@@ -277,6 +278,7 @@ static int mpParseReport(const valkeyReply *r, mpReport *out) {
     mpParseCounts(mpField(r, "types"), &out->types);
     mpParseCounts(mpField(r, "encodings"), &out->encodings);
     mpParseCounts(mpField(r, "dbs"), &out->dbs);
+    mpParseCounts(mpField(r, "groups"), &out->groups); /* Absent from servers before key groups. */
     mpParseCounts(mpField(r, "ttl"), &out->ttl);
 
     const valkeyReply *h = mpField(r, "histograms");

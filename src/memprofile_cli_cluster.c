@@ -92,9 +92,9 @@ static void mpMerge(mpReport *m, const mpReport *r, int node, long long *slot_ke
     m->used_memory = mpAdd(m->used_memory, r->used_memory);
     m->keys = mpAdd(m->keys, r->keys);
     m->bytes = mpAdd(m->bytes, r->bytes);
-    const mpCounts *from[] = {&r->types, &r->encodings, &r->dbs, &r->ttl, &r->breakdown};
-    mpCounts *to[] = {&m->types, &m->encodings, &m->dbs, &m->ttl, &m->breakdown};
-    for (int j = 0; j < 5; j++) {
+    const mpCounts *from[] = {&r->types, &r->encodings, &r->dbs, &r->groups, &r->ttl, &r->breakdown};
+    mpCounts *to[] = {&m->types, &m->encodings, &m->dbs, &m->groups, &m->ttl, &m->breakdown};
+    for (int j = 0; j < 6; j++) {
         for (size_t i = 0; i < from[j]->n; i++) {
             mpCount *c = mpCountsGet(to[j], from[j]->v[i].name, sdslen(from[j]->v[i].name));
             c->keys = mpAdd(c->keys, from[j]->v[i].keys);

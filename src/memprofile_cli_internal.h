@@ -71,7 +71,7 @@ typedef struct mpSlot {
 typedef struct mpReport {
     sds status, source;
     long long time, duration_ms, used_memory, keys, bytes;
-    mpCounts types, encodings, dbs, ttl, breakdown; /* breakdown: the value is in bytes. */
+    mpCounts types, encodings, dbs, groups, ttl, breakdown; /* breakdown: the value is in bytes. */
     mpHistRow *hist;
     size_t nhist;
     mpTopKey *topkeys;

@@ -138,6 +138,8 @@ sds mpJsonReport(sds s, const mpReport *r, long count, char **node_names, int ou
     s = sdscat(s, ",\n ");
     s = mpJsonCounts(s, "dbs", &r->dbs, 0, output);
     s = sdscat(s, ",\n ");
+    s = mpJsonCounts(s, "groups", &r->groups, 0, output);
+    s = sdscat(s, ",\n ");
     s = mpJsonCounts(s, "ttl", &r->ttl, 0, output);
     s = sdscat(s, ",\n \"histograms\": {");
     for (size_t i = 0; i < r->nhist; i++) {
@@ -322,6 +324,18 @@ static void mpPrintPrefixes(const mpReport *r, long count) {
     if (!r->nprefixes) printf("\n(none: memory-profile-prefix-depth is 0 or no keys)\n");
 }
 
+/* The key groups (memory-profile-groups), in the server's order. */
+static void mpPrintGroups(const mpReport *r) {
+    char h1[32];
+    if (!r->groups.n) return;
+    printf("\n-------- key groups -------\n\n");
+    for (size_t i = 0; i < r->groups.n; i++) {
+        const mpCount *c = &r->groups.v[i];
+        printf("%-24s %10lld keys %14lld bytes (%s, %05.2f%%)\n", c->name, c->keys, c->bytes,
+               mpHuman(c->bytes, h1, sizeof(h1)), mpPct(c->bytes, r->bytes));
+    }
+}
+
 static void mpPrintTtl(const mpReport *r) {
     static const struct {
         const char *name, *label;
@@ -369,6 +383,7 @@ void mpPrintReport(const mpReport *r, const mpReport *extra, long count, char **
     mpPrintEncodings(r);
     mpPrintTopKeys(r, count, node_names);
     mpPrintPrefixes(r, count);
+    mpPrintGroups(r);
     mpPrintTtl(r);
     mpPrintCategories(r);
 }

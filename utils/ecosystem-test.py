@@ -52,6 +52,10 @@ TYPES = ("string", "list", "set", "zset", "hash", "stream", "module")
 ENCODINGS = ("string_int string_embstr string_raw list_listpack list_quicklist set_intset set_listpack "
              "set_hashtable zset_listpack zset_skiplist hash_listpack hash_hashtable stream_stream").split()
 TTL_BUCKETS = ("none", "expired", "1h", "1d", "7d", "later")
+# Key groups over the dataset: nested (app, users, sessions), the empty
+# prefix (all), and one that matches nothing (none).
+GROUPS_CONF = 'app app: users app:user sessions app:session: pages cache:page all "" none zz:'
+GROUPS = ("app", "users", "sessions", "pages", "all", "none")
 CATEGORIES = ("kv_user_data kv_expiration kv_hash_metadata um_kvstore um_clients_io sys_aof_buffer "
               "sys_repl_buffer sys_repl_backlog sys_repl_pending sys_slot_import sys_slot_export "
               "startup other_allocations allocator_frag allocator_dirty "
@@ -273,6 +277,8 @@ def check_prometheus(prom, info, procs):
         ("valkey_memprofile_memory_bytes", "category", {c: info["mem_" + c] for c in CATEGORIES}),
         ("valkey_memprofile_db_bytes", "db", {k[len("rdb_stats_"):-len("_bytes")]: v for k, v in info.items()
                                               if re.match(r"^rdb_stats_db\d+_bytes$", k)}),
+        ("valkey_memprofile_group_bytes", "group", {g: info["rdb_stats_group_%s_bytes" % g] for g in GROUPS}),
+        ("valkey_memprofile_group_keys", "group", {g: info["rdb_stats_group_%s_keys" % g] for g in GROUPS}),
     ]
     for metric, label, want in expect:
         got = recorded(metric, label)
@@ -487,6 +493,7 @@ def run(args, workdir):
         # Every key of every type but strings among the top keys: the flame
         # graph then knows each prefix's type exactly.
         client.call("CONFIG", "SET", "memory-profile-top-keys", "1000")
+        client.call("CONFIG", "SET", "memory-profile-groups", GROUPS_CONF)
         t = time.monotonic()
         load_dataset(client)
         log("dataset loaded: %d keys in %.1f s" % (client.call("DBSIZE"), time.monotonic() - t))

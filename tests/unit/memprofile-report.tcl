@@ -81,7 +81,7 @@ proc mp_assert_raw_maps {tree proto} {
         set field [lindex $name 1]
         lassign $value vt vitems
         switch -- $field {
-            types - encodings - dbs - ttl - breakdown - histograms {
+            types - encodings - dbs - groups - ttl - breakdown - histograms {
                 assert_equal $map $vt "$field"
                 if {$field ni {breakdown histograms}} {
                     foreach {n pair} $vitems { assert_equal $map [lindex $pair 0] "$field [lindex $n 1]" }
