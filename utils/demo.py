@@ -373,7 +373,10 @@ def run(args, workdir):
               % (server.cli("DBSIZE").strip(), memory["used_memory_human"],
                  time.monotonic() - started))
 
-        step(3, "BGSAVE STAT_MEMORY and wait for the profile")
+        step(3, "Key groups, then BGSAVE STAT_MEMORY and wait for the profile")
+        groups = 'users user: newfeature newfeature: all ""'
+        server.cli("CONFIG", "SET", "memory-profile-groups", groups)
+        print("CONFIG SET memory-profile-groups '%s'" % groups)
         started = time.monotonic()
         print(server.cli("BGSAVE", "STAT_MEMORY").strip())
         info_text, info = wait_for_profile(server)
@@ -404,11 +407,19 @@ def run(args, workdir):
         server.cli("DEBUG", "POPULATE", "50000", "newfeature", "64")
         started = time.monotonic()
         print(server.cli("MEMORY", "PROFILE", "START").strip())
+        before = info
         info_text, info = wait_for_profile(server)
         if info["rdb_stats_source"] != "profile":
             raise DemoError("the profile-only child's profile has source %s" % info["rdb_stats_source"])
         print("profile published after %.1f s (source %s, rdb_stats_duration_ms:%s)"
               % (time.monotonic() - started, info["rdb_stats_source"], info["rdb_stats_duration_ms"]))
+        for g in ("users", "newfeature", "all"):
+            stem = "rdb_stats_group_%s_" % g
+            print("group %-10s %7s keys %9s -> %7s keys %9s" % (
+                g, before[stem + "keys"], human(int(before[stem + "bytes"])), info[stem + "keys"],
+                human(int(info[stem + "bytes"]))))
+        if int(info["rdb_stats_group_newfeature_keys"]) != 50000:
+            raise DemoError("the newfeature group holds %s keys, not 50000" % info["rdb_stats_group_newfeature_keys"])
         history = json.loads(server.cli("--json", "-3", "MEMORY", "PROFILE", "HISTORY"))
         print("MEMORY PROFILE HISTORY: %d profiles, user data %s" % (
             len(history), " <- ".join(human(h["bytes"]) for h in history)))
