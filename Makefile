@@ -141,7 +141,7 @@ test-sanitizers: $(PRISTINE)/.stamp
 # Coverage-guided fuzzing of everything that reads bytes it did not write
 # (tests/fuzz/): a clang build with libFuzzer, ASan and UBSan in
 # build/<base>/fuzz/, each target run FUZZ_SECONDS from its seeds, FUZZ_JOBS
-# targets at a time (1). Installs
+# targets at a time (1), FUZZ_TARGETS of them (all). Installs
 # Debian's clang and libclang-rt-14-dev when missing.
 FUZZ_SECONDS ?= 60
 fuzz: $(PRISTINE)/.stamp

@@ -61,6 +61,16 @@ QUICK = {"strings": 200_000, "mixed_mb": 32, "big_elements": 100_000, "prefixed"
 # t<i>:o<j>, so keys are t<i>:o<j>:<id>: two prefix depths per key, 10 depth-1
 # and 1000 depth-2 prefixes.
 PREFIXED_TENANTS, PREFIXED_OBJECTS = 10, 100
+# 32 key groups (memory-profile-groups) for the instruction counts: every
+# tenant of dataset d, ten of tenant 0's objects (nested in it), the names of
+# datasets a and l, and prefixes that share a first byte with them but match
+# nothing (each costs a comparison for every key starting with that byte).
+GROUPS_32 = " ".join(
+    [f"tenant{i} t{i}:" for i in range(PREFIXED_TENANTS)] +
+    [f"t0_o{j} t0:o{j}:" for j in range(10)] +
+    ["keys key:", "long longkeyname", "all \"\""] +
+    [f"miss{i} {p}" for i, p in enumerate(("kez:", "ke:x", "t:x", "tx", "k0", "l:", "lon:", "xy:", "m:"))])
+assert len(GROUPS_32.split()) == 64
 
 # Dataset p: keys of about 125 bytes whose three prefixes (about 40, 80 and
 # 120 bytes) are distinct for every second key, so that every prefix table
@@ -988,6 +998,7 @@ def load_long_keys(server, n):
 INSTR_RUNS = (("vanilla", "vanilla", "plain BGSAVE", False), ("fork", "fork", "plain BGSAVE", False),
               ("profiled", "fork", "BGSAVE STAT_MEMORY", True),
               ("profile_only", "fork", "MEMORY PROFILE START", PROFILE_ONLY),
+              ("profiled_groups", "fork", "BGSAVE STAT_MEMORY with 32 key groups", True),
               ("baseline_plain", "baseline", "plain BGSAVE", False),
               ("baseline", "baseline", "BGSAVE STAT_MEMORY", True))
 
@@ -1016,7 +1027,11 @@ def instr_dataset(args, root, name, title, loader_fn):
         for key, kind, command, profiled in INSTR_RUNS:
             if kind in servers:
                 log(f"[instr {name}] {kind} {command} under callgrind")
+                if key == "profiled_groups":
+                    clients[kind].call("CONFIG", "SET", "memory-profile-groups", GROUPS_32)
                 result[key] = child_instructions(servers[kind], clients[kind], profiled)
+                if key == "profiled_groups":
+                    clients[kind].call("CONFIG", "SET", "memory-profile-groups", "")
                 log(f"[instr {name}] {kind} {command}: {result[key]:,} instructions")
     for s in servers.values():
         shutil.rmtree(s.dir)
@@ -1405,18 +1420,20 @@ def render_instructions(datasets):
                  [[d["name"], d["title"], f"{d['facts']['keys']:,}", f"{d['facts']['expires']:,}",
                    mb(d["facts"]["used_memory"]), mb(d["facts"]["rdb_bytes"])] for d in datasets]), ""]
     headers = ["dataset", "vanilla plain BGSAVE", "fork plain BGSAVE", "fork BGSAVE STAT_MEMORY",
-               "fork MEMORY PROFILE START"]
+               "fork MEMORY PROFILE START", "fork BGSAVE STAT_MEMORY, 32 groups"]
     if baseline:
         headers += ["baseline plain BGSAVE", "baseline BGSAVE STAT_MEMORY"]
     rows = []
     for d in datasets:
-        row = [d["name"], f"{d['vanilla']:,}", f"{d['fork']:,}", f"{d['profiled']:,}", f"{d['profile_only']:,}"]
+        row = [d["name"], f"{d['vanilla']:,}", f"{d['fork']:,}", f"{d['profiled']:,}", f"{d['profile_only']:,}",
+               f"{d['profiled_groups']:,}"]
         if baseline:
             row += [f"{d['baseline_plain']:,}", f"{d['baseline']:,}"]
         rows.append(row)
     out += [table(headers, rows), ""]
     headers = ["dataset", "fork/vanilla (plain)", "target", "result", "profiled/plain (fork)", "target",
-               "result", "profiling instructions per key", "profile-only/plain (fork)"]
+               "result", "profiling instructions per key", "profile-only/plain (fork)",
+               "32 groups/profiled", "32 groups' instructions per key"]
     if baseline:
         headers += ["profiled/plain (baseline)", "profiled: this build / baseline", "this build − baseline per key"]
     rows = []
@@ -1427,7 +1444,8 @@ def render_instructions(datasets):
         profiled = d["profiled"] / d["fork"]
         row = [d["name"], f"{ratio:.5f}", f"≤ {TARGET_INSTRUCTIONS}", verdict(ratio <= TARGET_INSTRUCTIONS),
                f"{profiled:.4f}", target_text(target), verdict(profiled <= target) if target is not None else "",
-               f"{(d['profiled'] - d['fork']) / keys:,.1f}", f"{d['profile_only'] / d['fork']:.4f}"]
+               f"{(d['profiled'] - d['fork']) / keys:,.1f}", f"{d['profile_only'] / d['fork']:.4f}",
+               f"{d['profiled_groups'] / d['profiled']:.4f}", f"{(d['profiled_groups'] - d['profiled']) / keys:,.1f}"]
         if baseline:
             row += [f"{d['baseline'] / d['baseline_plain']:.4f}", f"{d['profiled'] / d['baseline']:.5f}",
                     f"{(d['profiled'] - d['baseline']) / keys:+,.2f}"]

@@ -11,7 +11,8 @@
 #                                       libFuzzer, ASan and UBSan in
 #                                       build/<base>/fuzz/, each target run
 #                                       SECONDS from its seeds (FUZZ_JOBS of
-#                                       them at a time; 1); a crash's input
+#                                       them at a time, 1; FUZZ_TARGETS names
+#                                       some, all by default); a crash's input
 #                                       is kept in build/<base>/fuzz/crashes/
 #                                       (copy it to tests/fuzz/regressions/
 #                                       <target>/ once fixed)
@@ -97,7 +98,8 @@ run)
     }
     # FUZZ_JOBS targets at a time (1: one after the other, as CI runs them).
     jobs=${FUZZ_JOBS:-1}
-    set -- $targets log
+    # FUZZ_TARGETS: some of them (report cli-reply cli-json cli-merge log).
+    set -- ${FUZZ_TARGETS:-$targets log}
     rc=0
     while [ $# -gt 0 ]; do
         batch=""; n=0
