@@ -88,10 +88,17 @@ memprofGroups *memprofGroupsParse(const char *value, size_t len, const char **er
         g->prefixes[k] = argv[i + 1];
         argv[i] = argv[i + 1] = NULL;
         uint32_t bit = 1u << k;
-        if (sdslen(g->prefixes[k]) == 0) {
+        const char *p = g->prefixes[k];
+        size_t plen = sdslen(p);
+        g->len[k] = (uint32_t)plen;
+        g->head[k] = memprofGroupsWord(p, plen);
+        g->mask[k] = plen >= 8 ? UINT64_MAX : (1ULL << (8 * plen)) - 1;
+        if (plen == 0) {
             g->any |= bit;
+        } else if (plen == 1) {
+            g->first[(unsigned char)p[0]] |= bit;
         } else {
-            g->first[(unsigned char)g->prefixes[k][0]] |= bit;
+            g->pair[MEMPROF_GROUP_PAIR(p[0], p[1])] |= bit;
         }
     }
 done:

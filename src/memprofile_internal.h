@@ -275,26 +275,54 @@ const memprofSummary *memprofHistoryGet(size_t i);
 /* Key groups (memprofile_groups.c). */
 #define MEMPROF_GROUPS_MAX 32
 #define MEMPROF_GROUP_NAME_MAX 32
+/* Prefixes of two bytes or more are found by their first two bytes, through
+ * a table of 4096 masks (16 KB): pairs that share a slot only cost a
+ * comparison more. */
+#define MEMPROF_GROUP_PAIRS 4096
+#define MEMPROF_GROUP_PAIR(a, b) (((unsigned)(unsigned char)(a) << 4 ^ (unsigned char)(b)) & (MEMPROF_GROUP_PAIRS - 1))
 typedef struct memprofGroups {
     int n;
     sds names[MEMPROF_GROUPS_MAX];
     sds prefixes[MEMPROF_GROUPS_MAX];
-    uint32_t first[256]; /* The groups whose prefix starts with the byte, one bit each. */
-    uint32_t any;        /* The groups of the empty prefix: every key. */
+    uint32_t len[MEMPROF_GROUPS_MAX];  /* Each prefix's length. */
+    uint64_t head[MEMPROF_GROUPS_MAX]; /* Its first (up to) 8 bytes, as a name's first word reads them... */
+    uint64_t mask[MEMPROF_GROUPS_MAX]; /* ...and the mask of those bytes. */
+    uint32_t any;                      /* The groups of the empty prefix: every key. */
+    uint32_t first[256];               /* The groups of a one-byte prefix, by that byte. */
+    uint32_t pair[MEMPROF_GROUP_PAIRS]; /* The other groups, by their first two bytes. */
 } memprofGroups;
 /* NULL with *err NULL for no groups (an empty value); NULL with *err set
  * (a static string) for a value the config refuses. */
 memprofGroups *memprofGroupsParse(const char *value, size_t len, const char **err);
 void memprofGroupsFree(memprofGroups *g);
-/* The groups a key name is in, one bit per group: one table read, and a
- * comparison only for the groups whose prefix starts with its first byte. */
+/* The first 8 bytes of a name as one word (zeros past a shorter name). */
+static inline uint64_t memprofGroupsWord(const char *p, size_t len) {
+    uint64_t w = 0;
+    if (len >= 8) {
+        memcpy(&w, p, 8);
+    } else {
+        for (size_t i = 0; i < len; i++) w |= (uint64_t)(unsigned char)p[i] << (8 * i);
+    }
+    return w;
+}
+/* The groups a key name is in, one bit per group: two table reads, and for
+ * each group whose prefix begins with the name's first two bytes a masked
+ * comparison of a word (and of the rest, for a prefix past 8 bytes). */
 static inline uint32_t memprofGroupsOf(const memprofGroups *g, const char *name, size_t len) {
-    uint32_t in = g->any, maybe = len ? g->first[(unsigned char)name[0]] : 0;
+    uint32_t in = g->any;
+    if (len == 0) return in;
+    in |= g->first[(unsigned char)name[0]];
+    if (len < 2) return in;
+    uint32_t maybe = g->pair[MEMPROF_GROUP_PAIR(name[0], name[1])];
+    if (!maybe) return in;
+    uint64_t w = memprofGroupsWord(name, len);
     while (maybe) {
         int k = __builtin_ctz(maybe);
         maybe &= maybe - 1;
-        size_t plen = sdslen(g->prefixes[k]);
-        if (plen <= len && memcmp(name + 1, g->prefixes[k] + 1, plen - 1) == 0) in |= 1u << k;
+        size_t plen = g->len[k];
+        if (plen <= len && (w & g->mask[k]) == g->head[k] &&
+            (plen <= 8 || memcmp(name + 8, g->prefixes[k] + 8, plen - 8) == 0))
+            in |= 1u << k;
     }
     return in;
 }
