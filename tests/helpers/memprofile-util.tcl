@@ -1,5 +1,21 @@
 # Helpers shared by the memory profiling tests.
 
+# Server overrides of the byte-exact tests that measure keys by deleting
+# or flushing them: no save, no latency histograms or command logs
+# allocating between two measures, no background rehash, and synchronous
+# freeing, so that what DEL or FLUSHDB frees is gone when it replies.
+set ::mp_exact_free_overrides {
+    save ""
+    latency-tracking no
+    activerehashing no
+    commandlog-execution-slower-than -1
+    commandlog-request-larger-than -1
+    commandlog-reply-larger-than -1
+    enable-debug-command yes
+    lazyfree-lazy-user-flush no
+    lazyfree-lazy-user-del no
+}
+
 # One field of INFO rdb_stats.
 proc mp_info {field {r r}} {
     getInfoProperty [{*}$r info rdb_stats] $field

@@ -3,18 +3,6 @@
 
 source tests/helpers/memprofile-util.tcl
 
-set groups_overrides {
-    save ""
-    latency-tracking no
-    activerehashing no
-    commandlog-execution-slower-than -1
-    commandlog-request-larger-than -1
-    commandlog-reply-larger-than -1
-    enable-debug-command yes
-    lazyfree-lazy-user-flush no
-    lazyfree-lazy-user-del no
-}
-
 # The groups of the exactness case: nested (sess and users in app, all of
 # them in a and in all), the empty prefix (all), a binary prefix (bin), a
 # group nothing matches (none), and one whose prefix must never leave the
@@ -41,7 +29,7 @@ proc groups_info {name} {
     list [dict get $d rdb_stats_group_${name}_keys] [dict get $d rdb_stats_group_${name}_bytes]
 }
 
-start_server [list tags {"memprofile external:skip"} overrides $groups_overrides] {
+start_server [list tags {"memprofile external:skip"} overrides $::mp_exact_free_overrides] {
     r debug replybuffer resizing 0
 
     test {memory-profile-groups: bad values are refused with a reason, the old value stays} {
