@@ -20,6 +20,7 @@
 static struct {
     memprofPublished pub;
     list *history;        /* memprofSummary, newest first. */
+    memprofSummary *latest; /* Of the published profile. */
     memprofProfile *last; /* What pub.last points to. */
 } mp;
 
@@ -50,6 +51,8 @@ static memprofSummary *memprofSummarize(const memprofPublished *pub) {
     memprofSummary *s = zcalloc(sizeof(*s));
     s->source = pub->source;
     s->time = pub->time;
+    s->mstime = pub->mstime;
+    memprofCategoryValues(pub, s->cat);
     s->used_memory = pub->used_memory;
     s->rss = pub->mem.rss;
     memcpy(s->enc, p->f.enc, sizeof(s->enc));
@@ -87,8 +90,14 @@ static void memprofHistoryAdd(const memprofPublished *pub) {
         mp.history = listCreate();
         listSetFreeMethod(mp.history, memprofSummaryFree);
     }
+    if (mp.latest) memprofSummaryFree(mp.latest);
+    mp.latest = memprofSummarize(pub);
     if (server.memory_profile_history > 0) listAddNodeHead(mp.history, memprofSummarize(pub));
     memprofHistoryTrim();
+}
+
+const memprofSummary *memprofLatestSummary(void) {
+    return mp.latest;
 }
 
 size_t memprofHistoryLength(void) {
@@ -113,8 +122,10 @@ void memprofPublish(memprofProfile *p, const memprofForkInstant *at) {
     mp.pub.status = MEMPROF_STATUS_OK;
     mp.pub.source = at->source;
     mp.pub.time = at->time;
+    mp.pub.mstime = at->mstime;
     mp.pub.duration_ms = mstime() - at->mstime;
     mp.pub.used_memory = at->used_memory;
     mp.pub.mem = at->mem;
     memprofHistoryAdd(&mp.pub);
+    memprofBudgetsEvaluate();
 }

@@ -79,6 +79,11 @@ int memprofGroupsValidate(sds value, const char **err);
 /* A config value quoted for CONFIG REWRITE, quotes and backslashes escaped. */
 sds memprofGroupsConfigRepr(sds s, const char *p, size_t len);
 
+/* memory-profile-budgets: validation, and the apply function of it and of
+ * memory-profile-budget-warning (evaluates the budgets at once). */
+int memprofBudgetsValidate(sds value, const char **err);
+int memprofBudgetsApply(const char **err);
+
 /* INFO rdb_stats and MEMORY DOCTOR. */
 sds memprofInfoString(sds info);
 sds memprofDoctorReport(sds report);

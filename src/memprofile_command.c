@@ -302,8 +302,9 @@ static void memprofReplySummary(client *c, const memprofSummary *s) {
     memcpy(f.ttl, s->ttl, sizeof(f.ttl));
     unsigned long long keys, bytes;
     memprofTotals(&f, &keys, &bytes);
-    addReplyMapLen(c, 12);
+    addReplyMapLen(c, 13);
     memprofReplyField(c, "time", (long long)s->time);
+    memprofReplyField(c, "time_ms", s->mstime);
     addReplyBulkCString(c, "source");
     addReplyBulkCString(c, memprofSourceNames[s->source]);
     memprofReplyField(c, "used_memory", (long long)s->used_memory);

@@ -33,7 +33,7 @@ void memprofGroupsFree(memprofGroups *g) {
     zfree(g);
 }
 
-static int memprofGroupNameValid(const char *s, size_t len) {
+int memprofGroupNameValid(const char *s, size_t len) {
     if (len < 1 || len > MEMPROF_GROUP_NAME_MAX) return 0;
     for (size_t i = 0; i < len; i++) {
         char ch = s[i];

@@ -206,6 +206,7 @@ typedef struct memprofPublished {
     int source;                 /* MEMPROF_SOURCE_* of 'last'. */
     time_t time;                /* Unix time of the fork. */
     long long duration_ms;      /* Fork to publication. */
+    long long mstime;           /* The same in ms (the forecast's clock). */
     size_t used_memory;         /* used_memory at the fork. */
     memprofMemoryView mem;      /* The process at the fork. */
 } memprofPublished;
@@ -253,11 +254,21 @@ int memprofUnscheduleProfile(void);
 /* serverCron: start the scheduled profile once no child runs. */
 void memprofStartScheduled(void);
 
+/* The figures of the breakdown and of the waterfall, by their INFO names
+ * (memprofile_forecast.c): what a budget's category: target names. */
+#define MEMPROF_BREAKDOWN_FIELDS 11
+#define MEMPROF_CATEGORIES (MEMPROF_BREAKDOWN_FIELDS + MEMPROF_WATERFALL_FIELDS)
+const char *memprofCategoryName(int i);
+int memprofCategoryIndex(const char *name); /* -1 for none. */
+void memprofCategoryValues(const memprofPublished *pub, long long out[MEMPROF_CATEGORIES]);
+
 /* What the history keeps of a published profile: enough to tell what grew. */
 #define MEMPROF_HISTORY_PREFIXES 20
 typedef struct memprofSummary {
     int source;
     time_t time;
+    long long mstime;
+    long long cat[MEMPROF_CATEGORIES];
     size_t used_memory, rss;
     memprofCount enc[MEMPROF_ENC_COUNT];
     memprofCount ttl[MEMPROF_TTL_BUCKETS];
@@ -271,6 +282,40 @@ typedef struct memprofSummary {
 /* The summaries kept (memory-profile-history of them), 0 the newest. */
 size_t memprofHistoryLength(void);
 const memprofSummary *memprofHistoryGet(size_t i);
+/* The summary of the published profile (NULL before the first one), kept
+ * even with memory-profile-history 0. */
+const memprofSummary *memprofLatestSummary(void);
+
+/* The forecast (memprofile_forecast.c): a least-squares line through one
+ * figure of the profiles kept in the history, over the last
+ * MEMPROF_FORECAST_WINDOW_MS before the newest one. It needs at least
+ * MEMPROF_FORECAST_MIN_PROFILES of them spanning MEMPROF_FORECAST_MIN_SPAN_MS;
+ * profiles == 0 means not known. A figure function returns 0 when a summary
+ * lacks the figure (a group it did not count): that profile is left out. */
+#define MEMPROF_FORECAST_WINDOW_MS (6LL * 3600 * 1000)
+#define MEMPROF_FORECAST_MIN_PROFILES 3
+#define MEMPROF_FORECAST_MIN_SPAN_MS 10000
+typedef int (*memprofFigureFn)(const memprofSummary *s, const void *arg, long long *value);
+typedef struct memprofTrend {
+    int profiles;       /* Profiles the fit used; 0 when not known. */
+    long long per_hour; /* The slope, bytes per hour, rounded. */
+    long long span_ms;  /* Oldest to newest of them. */
+} memprofTrend;
+memprofTrend memprofFitHistory(memprofFigureFn fn, const void *arg);
+/* Seconds until 'now' reaches 'limit' at the trend's rate: 0 at or past
+ * it, -1 when not growing or not known. */
+long long memprofForecastSeconds(long long now, long long limit, const memprofTrend *t);
+/* The bytes of a key group (arg: its name) in a summary. */
+int memprofGroupOf(const memprofSummary *s, const void *arg, long long *value);
+sds memprofCatForecast(sds s, const char *what, const memprofTrend *t, long long secs);
+sds memprofForecastInfo(sds info);
+sds memprofForecastDoctor(sds report);
+
+/* Budgets (memprofile_budgets.c): evaluated at each publication and when
+ * their configs change. */
+void memprofBudgetsEvaluate(void);
+sds memprofBudgetsInfo(sds info);
+sds memprofBudgetsDoctor(sds report);
 
 /* Key groups (memprofile_groups.c). */
 #define MEMPROF_GROUPS_MAX 32
@@ -295,6 +340,7 @@ typedef struct memprofGroups {
  * (a static string) for a value the config refuses. */
 memprofGroups *memprofGroupsParse(const char *value, size_t len, const char **err);
 void memprofGroupsFree(memprofGroups *g);
+int memprofGroupNameValid(const char *s, size_t len);
 /* The first 8 bytes of a name as one word (zeros past a shorter name). */
 static inline uint64_t memprofGroupsWord(const char *p, size_t len) {
     uint64_t w = 0;
@@ -412,5 +458,9 @@ enum {
 /* Replies (memprofile_reply.c). */
 void memprofLogProfile(const memprofProfile *p);
 void memprofGetWaterfall(const memprofPublished *pub, memprofWaterfall *w);
+unsigned long long memprofExplained(const memprofFigures *f);
+/* Human-readable bytes (bytesToHuman()), and with a sign. */
+sds memprofCatBytes(sds s, unsigned long long n);
+sds memprofCatDelta(sds s, long long delta);
 
 #endif

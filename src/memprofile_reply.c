@@ -54,7 +54,7 @@ const struct memprofWaterfallField memprofWaterfallFields[MEMPROF_WATERFALL_FIEL
 };
 
 /* The profile's own figures: what it names of the allocated memory. */
-static unsigned long long memprofExplained(const memprofFigures *f) {
+unsigned long long memprofExplained(const memprofFigures *f) {
     return memprofUserData(f) + f->kv_expire + f->kv_hash_meta + f->um_kvstore + f->um_clients + f->sys_aof_buf +
            f->sys_repl_buf + f->sys_repl_backlog + f->sys_repl_pending + f->sys_slot_import + f->sys_slot_export;
 }
@@ -147,7 +147,8 @@ sds memprofInfoString(sds info) {
         info = sdscatprintf(info, "rdb_stats_group_%s_keys:%llu\r\nrdb_stats_group_%s_bytes:%llu\r\n", g->name,
                             g->keys, g->name, g->bytes);
     }
-    return info;
+    info = memprofForecastInfo(info);
+    return memprofBudgetsInfo(info);
 }
 
 /* ------------------------------------------------------------------------
@@ -159,7 +160,7 @@ static double memprofPct(unsigned long long part, unsigned long long whole) {
     return whole ? (double)part * 100 / whole : 0;
 }
 
-static sds memprofCatBytes(sds s, unsigned long long n) {
+sds memprofCatBytes(sds s, unsigned long long n) {
     char buf[64];
     bytesToHuman(buf, sizeof(buf), n);
     return sdscat(s, buf);
@@ -361,7 +362,7 @@ static sds memprofWaterfallAdvice(sds s, const memprofWaterfall *w) {
 }
 
 /* A signed byte count, human readable, with its sign. */
-static sds memprofCatDelta(sds s, long long delta) {
+sds memprofCatDelta(sds s, long long delta) {
     s = sdscat(s, delta < 0 ? "-" : "+");
     return memprofCatBytes(s, (unsigned long long)(delta < 0 ? -delta : delta));
 }
@@ -612,6 +613,8 @@ sds memprofDoctorReport(sds report) {
     memprofGetWaterfall(pub, &w);
     report = memprofWaterfallReport(report, pub, &w);
     report = memprofDoctorGrowth(report);
+    report = memprofForecastDoctor(report);
+    report = memprofBudgetsDoctor(report);
     report = memprofDoctorAdvice(report, pub, &w, user, explained, net, age);
     return sdscat(report, " * MEMORY PROFILE REPORT lists this profile's largest keys and prefixes, its TTL horizon, "
                           "dbs and size histograms.\n");
