@@ -132,8 +132,8 @@ static void memprofRunForked(pid_t childpid) {
     run.announced = 0;
     /* openChildInfoPipe() failed: the child has nothing to announce on. */
     run.no_report = server.child_info_pipe[0] == -1 ? "there is no childinfo pipe to announce its report" : NULL;
-    run.at.time = time(NULL);
     run.at.mstime = mstime();
+    run.at.time = (time_t)(run.at.mstime / 1000);
     run.at.used_memory = zmalloc_used_memory();
     memprofTakeMemoryView(&run.at.mem);
     if (!run.reaping && aeCreateTimeEvent(server.el, MEMPROF_REAP_MS, memprofReapTimer, NULL, NULL) != AE_ERR)

@@ -5,7 +5,7 @@
 
 source tests/helpers/memprofile-util.tcl
 
-set ::mp_summary_fields {time source used_memory rss keys bytes types encodings dbs groups ttl prefixes}
+set ::mp_summary_fields {time time_ms source used_memory rss keys bytes types encodings dbs groups ttl prefixes}
 
 proc mp_history {args} {
     r memory profile history {*}$args
@@ -59,6 +59,7 @@ proc mp_assert_summary {sum rec what} {
     set rep [dict get $rec report]
     assert_equal $::mp_summary_fields [dict keys $sum] "$what fields"
     assert_equal [dict get $info rdb_stats_last_time] [dict get $sum time] "$what time"
+    assert_equal [dict get $sum time] [expr {[dict get $sum time_ms] / 1000}] "$what time_ms"
     assert_equal bgsave [dict get $sum source] "$what source"
     assert_equal [dict get $info rdb_stats_source] [dict get $sum source] "$what source"
     assert_equal [dict get $info rdb_stats_used_memory] [dict get $sum used_memory] "$what used_memory"
