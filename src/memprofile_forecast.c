@@ -165,7 +165,7 @@ sds memprofForecastInfo(sds info) {
 
 /* A duration for DOCTOR: minutes, hours or days. */
 static sds memprofCatDuration(sds s, long long secs) {
-    if (secs < 120) return sdscatprintf(s, "%lld seconds", secs);
+    if (secs < 120) return sdscatprintf(s, "%lld second%s", secs, secs == 1 ? "" : "s");
     if (secs < 3600) return sdscatprintf(s, "%lld minutes", (secs + 59) / 60);
     if (secs < 3 * 86400) return sdscatprintf(s, "%.1f h", (double)secs / 3600);
     return sdscatprintf(s, "%.1f days", (double)secs / 86400);

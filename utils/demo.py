@@ -5,7 +5,8 @@ Starts valkey-server on a free loopback port with a temporary directory,
 loads a mixed dataset that covers every type and encoding, takes a profiling
 background save and prints what the server reports: the two log lines,
 INFO rdb_stats, MEMORY DOCTOR, a per-type summary, the deep report, a
-profile-only child, valkey-cli --memprofile, and a flame graph of memory by
+profile-only child, budgets and a forecast, valkey-cli --memprofile, and a
+flame graph of memory by
 key prefix (build/memprof-flame-demo.svg and .html next to build/bin). The
 server is always
 shut down and the temporary directory removed, also on failure or Ctrl-C.
@@ -449,7 +450,10 @@ def run(args, workdir):
         else:
             step(10, "Hash field TTLs: none on %s (mem_kv_hash_metadata %s)" % (version, info["mem_kv_hash_metadata"]))
 
-        step(11, "valkey-cli --memprofile --memprofile-count 5 (a profile-only child, then the summary)")
+        step(11, "Budgets and a forecast: grow the namespace again, profile, set budgets and maxmemory")
+        budgets_and_forecast(server)
+
+        step(12, "valkey-cli --memprofile --memprofile-count 5 (a profile-only child, then the summary)")
         started = time.monotonic()
         output = server.cli("--memprofile", "--memprofile-count", "5")
         if "-------- summary -------" not in output:
@@ -457,10 +461,49 @@ def run(args, workdir):
         print(output.rstrip())
         print("(valkey-cli --memprofile took %.1f s)" % (time.monotonic() - started))
 
-        step(12, "Flame graph of memory by key prefix (utils/memprof_flame.py)")
+        step(13, "Flame graph of memory by key prefix (utils/memprof_flame.py)")
         write_flame_graph(server.port, os.path.dirname(args.bin))
     finally:
         server.stop()
+
+
+def budgets_and_forecast(server):
+    """One more profile after more growth, then budgets and maxmemory: a
+    budget in warning, the growth fitted over the history and the time to
+    maxmemory, in INFO and MEMORY DOCTOR."""
+    first = json.loads(server.cli("--json", "-3", "MEMORY", "PROFILE", "HISTORY"))[-1]
+    # The fit takes 3 profiles spanning 10 seconds.
+    time.sleep(max(0.0, first["time"] + 11 - time.time()))
+    server.cli("DEBUG", "POPULATE", "70000", "newfeature", "64")
+    print(server.cli("MEMORY", "PROFILE", "START").strip())
+    _, info = wait_for_profile(server)
+    newfeature = int(info["rdb_stats_group_newfeature_bytes"])
+    used = int(info["rdb_stats_used_memory"])
+    budgets = "group:newfeature %d group:users %d category:mem_allocator_frag 1gb" % (
+        newfeature * 100 // 90, int(info["rdb_stats_group_users_bytes"]) * 4)
+    server.cli("CONFIG", "SET", "memory-profile-budgets", budgets)
+    server.cli("CONFIG", "SET", "maxmemory", str(used * 4))
+    print("CONFIG SET memory-profile-budgets '%s'" % budgets)
+    print("CONFIG SET maxmemory %d (4 times used_memory, for the forecast)" % (used * 4))
+    info = parse_info(server.cli("INFO", "rdb_stats"))
+    for key, value in info.items():
+        if key.startswith(("rdb_stats_budget_", "rdb_stats_growth", "rdb_stats_forecast")):
+            print("%s:%s" % (key, value))
+    if info["rdb_stats_budget_group_newfeature_level"] != "warning":
+        raise DemoError("the newfeature budget is %s, not warning" % info["rdb_stats_budget_group_newfeature_level"])
+    if int(info["rdb_stats_forecast_profiles"]) < 3 or int(info["rdb_stats_forecast_maxmemory_seconds"]) <= 0:
+        raise DemoError("no forecast from %s profiles" % info["rdb_stats_forecast_profiles"])
+    doctor = server.cli("MEMORY", "DOCTOR")
+    for part in ("Forecast", "Budgets"):
+        start = doctor.find("\n" + part)
+        if start < 0:
+            raise DemoError("MEMORY DOCTOR lacks its '%s' part" % part)
+        print(doctor[start + 1:].split("\n\n")[0].rstrip())
+    with open(server.logfile, errors="replace") as f:
+        for line in f:
+            if "Memory budget " in line:
+                print(line.rstrip("\n"))
+    server.cli("CONFIG", "SET", "maxmemory", "0")
 
 
 def parse_args():
