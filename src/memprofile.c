@@ -19,9 +19,9 @@
 
 static struct {
     memprofPublished pub;
-    list *history;        /* memprofSummary, newest first. */
+    list *history;          /* memprofSummary, newest first. */
     memprofSummary *latest; /* Of the published profile. */
-    memprofProfile *last; /* What pub.last points to. */
+    memprofProfile *last;   /* What pub.last points to. */
 } mp;
 
 const memprofPublished *memprofGetPublished(void) {
@@ -127,5 +127,4 @@ void memprofPublish(memprofProfile *p, const memprofForkInstant *at) {
     mp.pub.used_memory = at->used_memory;
     mp.pub.mem = at->mem;
     memprofHistoryAdd(&mp.pub);
-    memprofBudgetsEvaluate();
 }

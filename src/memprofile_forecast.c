@@ -23,43 +23,6 @@
 
 #include <math.h>
 
-static const char *memprofBreakdownNames[MEMPROF_BREAKDOWN_FIELDS] = {
-    "mem_kv_user_data",     "mem_kv_expiration",    "mem_kv_hash_metadata", "mem_um_kvstore",
-    "mem_um_clients_io",    "mem_sys_aof_buffer",   "mem_sys_repl_buffer",  "mem_sys_repl_backlog",
-    "mem_sys_repl_pending", "mem_sys_slot_import",  "mem_sys_slot_export",
-};
-
-/* The breakdown's names, then the waterfall's. */
-const char *memprofCategoryName(int i) {
-    return i < MEMPROF_BREAKDOWN_FIELDS ? memprofBreakdownNames[i]
-                                        : memprofWaterfallFields[i - MEMPROF_BREAKDOWN_FIELDS].name;
-}
-
-/* The breakdown then the waterfall of the published profile, as INFO
- * rdb_stats shows them. */
-void memprofCategoryValues(const memprofPublished *pub, long long out[MEMPROF_CATEGORIES]) {
-    const memprofFigures *f = &pub->last->f;
-    long long breakdown[MEMPROF_BREAKDOWN_FIELDS] = {
-        (long long)memprofUserData(f), (long long)f->kv_expire,      (long long)f->kv_hash_meta,
-        (long long)f->um_kvstore,      (long long)f->um_clients,     (long long)f->sys_aof_buf,
-        (long long)f->sys_repl_buf,    (long long)f->sys_repl_backlog, (long long)f->sys_repl_pending,
-        (long long)f->sys_slot_import, (long long)f->sys_slot_export,
-    };
-    memcpy(out, breakdown, sizeof(breakdown));
-    memprofWaterfall w;
-    memprofGetWaterfall(pub, &w);
-    for (int i = 0; i < MEMPROF_WATERFALL_FIELDS; i++) {
-        out[MEMPROF_BREAKDOWN_FIELDS + i] = MEMPROF_WATERFALL_VALUE(&w, i);
-    }
-}
-
-int memprofCategoryIndex(const char *name) {
-    for (int i = 0; i < MEMPROF_CATEGORIES; i++) {
-        if (!strcmp(name, memprofCategoryName(i))) return i;
-    }
-    return -1;
-}
-
 memprofTrend memprofFitHistory(memprofFigureFn fn, const void *arg) {
     memprofTrend t = {0, 0, 0};
     size_t n = memprofHistoryLength();

@@ -16,6 +16,8 @@
  *   memprofile_transport.c  the report from child to parent: region, encoding, checks
  *   memprofile_child.c      the child's per-key accounting and walk
  *   memprofile.c            the published state: last profile, status, history
+ *   memprofile_forecast.c   growth rates fitted over the history, time to maxmemory
+ *   memprofile_budgets.c    memory-profile-budgets: levels, their log lines
  *   memprofile_reply.c      the log lines, INFO rdb_stats, MEMORY DOCTOR
  *   memprofile_run.c        which saves profile, the profile in flight (prepared,
  *                           forked, ended), profile-only children, the interval
@@ -329,11 +331,11 @@ typedef struct memprofGroups {
     int n;
     sds names[MEMPROF_GROUPS_MAX];
     sds prefixes[MEMPROF_GROUPS_MAX];
-    uint32_t len[MEMPROF_GROUPS_MAX];  /* Each prefix's length. */
-    uint64_t head[MEMPROF_GROUPS_MAX]; /* Its first (up to) 8 bytes, as a name's first word reads them... */
-    uint64_t mask[MEMPROF_GROUPS_MAX]; /* ...and the mask of those bytes. */
-    uint32_t any;                      /* The groups of the empty prefix: every key. */
-    uint32_t first[256];               /* The groups of a one-byte prefix, by that byte. */
+    uint32_t len[MEMPROF_GROUPS_MAX];   /* Each prefix's length. */
+    uint64_t head[MEMPROF_GROUPS_MAX];  /* Its first (up to) 8 bytes, as a name's first word reads them... */
+    uint64_t mask[MEMPROF_GROUPS_MAX];  /* ...and the mask of those bytes. */
+    uint32_t any;                       /* The groups of the empty prefix: every key. */
+    uint32_t first[256];                /* The groups of a one-byte prefix, by that byte. */
     uint32_t pair[MEMPROF_GROUP_PAIRS]; /* The other groups, by their first two bytes. */
 } memprofGroups;
 /* NULL with *err NULL for no groups (an empty value); NULL with *err set

@@ -42,41 +42,6 @@ void memprofLogProfile(const memprofProfile *p) {
 
 static const memprofFigures memprofNoFigures;
 
-const struct memprofWaterfallField memprofWaterfallFields[MEMPROF_WATERFALL_FIELDS] = {
-    {"mem_rss", offsetof(memprofWaterfall, rss)},
-    {"mem_startup", offsetof(memprofWaterfall, startup)},
-    {"mem_other_allocations", offsetof(memprofWaterfall, other)},
-    {"mem_allocator_frag", offsetof(memprofWaterfall, frag)},
-    {"mem_allocator_dirty", offsetof(memprofWaterfall, dirty)},
-    {"mem_allocator_muzzy", offsetof(memprofWaterfall, muzzy)},
-    {"mem_allocator_retained", offsetof(memprofWaterfall, retained)},
-    {"mem_rss_other", offsetof(memprofWaterfall, rss_other)},
-};
-
-/* The profile's own figures: what it names of the allocated memory. */
-unsigned long long memprofExplained(const memprofFigures *f) {
-    return memprofUserData(f) + f->kv_expire + f->kv_hash_meta + f->um_kvstore + f->um_clients + f->sys_aof_buf +
-           f->sys_repl_buf + f->sys_repl_backlog + f->sys_repl_pending + f->sys_slot_import + f->sys_slot_export;
-}
-
-void memprofGetWaterfall(const memprofPublished *pub, memprofWaterfall *w) {
-    memset(w, 0, sizeof(*w));
-    if (!pub->last) return;
-    const memprofMemoryView *m = &pub->mem;
-    /* Without the allocator's figures (not jemalloc), used_memory stands
-     * for what is allocated and active. */
-    long long allocated = m->allocated ? (long long)m->allocated : (long long)m->used_memory;
-    long long active = m->active ? (long long)m->active : allocated;
-    w->rss = m->rss;
-    w->startup = m->startup;
-    w->other = allocated - w->startup - (long long)memprofExplained(&pub->last->f);
-    w->frag = active - allocated;
-    w->dirty = m->dirty;
-    w->muzzy = m->muzzy;
-    w->retained = m->retained;
-    w->rss_other = w->rss - active - w->dirty - w->muzzy;
-}
-
 sds memprofInfoString(sds info) {
     const memprofPublished *pub = memprofGetPublished();
     const memprofFigures *f = pub->last ? &pub->last->f : &memprofNoFigures;
@@ -111,29 +76,17 @@ sds memprofInfoString(sds info) {
         info = sdscatprintf(info, "rdb_stats_%s_keys:%llu\r\nrdb_stats_%s_bytes:%llu\r\n", memprofEncodings[s].name,
                             f->enc[s].keys, memprofEncodings[s].name, f->enc[s].bytes);
     }
-    info = sdscatprintf(info,
-                        "mem_kv_user_data:%llu\r\n"
-                        "mem_kv_expiration:%llu\r\n"
-                        "mem_kv_hash_metadata:%llu\r\n"
-                        "mem_um_kvstore:%llu\r\n"
-                        "mem_um_clients_io:%llu\r\n"
-                        "mem_sys_aof_buffer:%llu\r\n"
-                        "mem_sys_repl_buffer:%llu\r\n"
-                        "mem_sys_repl_backlog:%llu\r\n"
-                        "mem_sys_repl_pending:%llu\r\n"
-                        "mem_sys_slot_import:%llu\r\n"
-                        "mem_sys_slot_export:%llu\r\n",
-                        memprofUserData(f), f->kv_expire, f->kv_hash_meta, f->um_kvstore, f->um_clients,
-                        f->sys_aof_buf, f->sys_repl_buf, f->sys_repl_backlog, f->sys_repl_pending,
-                        f->sys_slot_import, f->sys_slot_export);
+    long long cat[MEMPROF_CATEGORIES] = {0};
+    if (pub->last) memprofCategoryValues(pub, cat);
+    for (int i = 0; i < MEMPROF_BREAKDOWN_FIELDS; i++) {
+        info = sdscatprintf(info, "%s:%lld\r\n", memprofCategoryName(i), cat[i]);
+    }
     for (int i = 0; i < MEMPROF_TTL_BUCKETS; i++) {
         info = sdscatprintf(info, "rdb_stats_ttl_%s_keys:%llu\r\nrdb_stats_ttl_%s_bytes:%llu\r\n", memprofTtlNames[i],
                             f->ttl[i].keys, memprofTtlNames[i], f->ttl[i].bytes);
     }
-    memprofWaterfall w;
-    memprofGetWaterfall(pub, &w);
-    for (int i = 0; i < MEMPROF_WATERFALL_FIELDS; i++) {
-        info = sdscatprintf(info, "%s:%lld\r\n", memprofWaterfallFields[i].name, MEMPROF_WATERFALL_VALUE(&w, i));
+    for (int i = MEMPROF_BREAKDOWN_FIELDS; i < MEMPROF_CATEGORIES; i++) {
+        info = sdscatprintf(info, "%s:%lld\r\n", memprofCategoryName(i), cat[i]);
     }
     for (size_t i = 0; pub->last && i < pub->last->ndbs; i++) {
         const memprofIndexed *db = &pub->last->dbs[i];
@@ -158,12 +111,6 @@ sds memprofInfoString(sds info) {
 /* Share of 'part' in 'whole', in percent. */
 static double memprofPct(unsigned long long part, unsigned long long whole) {
     return whole ? (double)part * 100 / whole : 0;
-}
-
-sds memprofCatBytes(sds s, unsigned long long n) {
-    char buf[64];
-    bytesToHuman(buf, sizeof(buf), n);
-    return sdscat(s, buf);
 }
 
 /* Advice on a collection type whose non-compact encoding holds most of the
@@ -359,12 +306,6 @@ static sds memprofWaterfallAdvice(sds s, const memprofWaterfall *w) {
                          other);
     }
     return s;
-}
-
-/* A signed byte count, human readable, with its sign. */
-sds memprofCatDelta(sds s, long long delta) {
-    s = sdscat(s, delta < 0 ? "-" : "+");
-    return memprofCatBytes(s, (unsigned long long)(delta < 0 ? -delta : delta));
 }
 
 static unsigned long long memprofSummaryBytes(const memprofSummary *s) {

@@ -168,6 +168,7 @@ static void memprofRunEnd(int exitcode, int bysignal, const char *killed) {
     if (p) {
         memprofPublish(p, &at);
         memprofLogProfile(p);
+        memprofBudgetsEvaluate();
     } else
         memprofNotPublished(why ? why : "the child's report is malformed");
     sdsfree(reason);
