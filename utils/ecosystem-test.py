@@ -4,15 +4,22 @@
 Starts, on free loopback ports in a temporary folder: valkey-server (ours),
 prometheus-redis-exporter with utils/prometheus/memprofile.lua, and
 Prometheus scraping the exporter every second with
-utils/prometheus/memprofile.rules.yml. Loads a mixed dataset, takes a
-profile with MEMORY PROFILE START, waits for a scrape, and checks:
+utils/prometheus/memprofile.rules.yml. Sets key groups, budgets (one of each
+kind of target, at each level) and maxmemory, loads a mixed dataset, takes
+three profiles with MEMORY PROFILE START 5 seconds apart while one group
+grows (the forecast needs three spanning 10 seconds), waits for a scrape,
+and checks:
 
   1. through Prometheus's HTTP API, every numeric INFO rdb_stats field as
-     redis_script_values{key=...} and every recorded valkey_memprofile_*
-     series (type, encoding, TTL bucket, db, category) equal INFO exactly;
+     redis_script_values{key=...} (the budgets' levels as their codes) and
+     every recorded valkey_memprofile_* series (type, encoding, TTL bucket,
+     db, group, category, budget; the growth and the forecasts) equal INFO
+     exactly, and the budget and maxmemory alerts are active for exactly the
+     budgets INFO puts in warning or over and the forecast under 6 hours;
   2. promtool check rules and promtool test rules pass;
   3. every metric named in the Grafana dashboard's queries is exposed (by the
-     exporter or the rules) and every query returns data;
+     exporter or the rules), every query returns data, and the budget usage
+     panel's thresholds are the server's warning level and the limit;
   4. utils/memprof_flame.py, run against the live server, writes an SVG that
      parses as XML with one rectangle per reported prefix, widths
      proportional to bytes, and an HTML page; both open in headless Chromium
@@ -56,6 +63,23 @@ TTL_BUCKETS = ("none", "expired", "1h", "1d", "7d", "later")
 # prefix (all), and one that matches nothing (none).
 GROUPS_CONF = 'app app: users app:user sessions app:session: pages cache:page all "" none zz:'
 GROUPS = ("app", "users", "sessions", "pages", "all", "none")
+# Budgets over the dataset, one of each kind of target: warning (sessions:
+# 900 hashes of 74 bytes, 90% of 72 KiB), over (the strings, growing; db 1's
+# 50 strings), ok (users, growing; the listpack hashes; RSS) and unknown (a
+# group no profile counts). INFO writes each target with '_' for ':'.
+BUDGETS_CONF = ("group:sessions 72kb type:string 2mb db:1 4kb group:users 8mb encoding:hash_listpack 1mb "
+                "category:mem_rss 1gb group:gone 1mb")
+BUDGETS = tuple(t.replace(":", "_") for t in BUDGETS_CONF.split()[::2])
+BUDGET_LEVELS = {"group_sessions": "warning", "type_string": "over", "db_1": "over", "group_users": "ok",
+                 "encoding_hash_listpack": "ok", "category_mem_rss": "ok", "group_gone": "unknown"}
+# memprofile.lua's codes for the levels.
+LEVEL_CODES = {"ok": "0", "warning": "1", "over": "2", "unknown": "-1"}
+# The users group at each of the three profiles, PROFILE_SPACING seconds
+# apart, and a maxmemory that growth brings within the alert's 6 hours.
+USERS_GROWTH = (20000, 25000, 30000)
+PROFILE_SPACING = 5.2
+MAXMEMORY = 64 * 1024 * 1024
+FORECAST_ALERT_SECONDS = 6 * 3600
 CATEGORIES = ("kv_user_data kv_expiration kv_hash_metadata um_kvstore um_clients_io sys_aof_buffer "
               "sys_repl_buffer sys_repl_backlog sys_repl_pending sys_slot_import sys_slot_export "
               "startup other_allocations allocator_frag allocator_dirty "
@@ -178,7 +202,7 @@ def parse_info(text):
 
 def load_dataset(client):
     """Keys over several types, encodings, prefixes of depth 1 to 3, TTLs and two dbs."""
-    client.call("DEBUG", "POPULATE", "20000", "app:user", "48")
+    client.call("DEBUG", "POPULATE", str(USERS_GROWTH[0]), "app:user", "48")
     client.call("DEBUG", "POPULATE", "3000", "cache:page", "600")
     cmds = []
     for i in range(900):
@@ -245,6 +269,28 @@ def take_profile(client, procs):
     return wait_until("the profile", done, 60, procs)
 
 
+def take_profiles(client, procs):
+    """Three profiles PROFILE_SPACING apart, the users group growing in between:
+    a history the forecast fits (it needs 3 profiles spanning 10 seconds)."""
+    start = time.monotonic()
+    for i, users in enumerate(USERS_GROWTH):
+        if i:
+            client.call("DEBUG", "POPULATE", str(users), "app:user", "48")
+            time.sleep(max(0.0, start + i * PROFILE_SPACING - time.monotonic()))
+        info = take_profile(client, procs)
+    levels = {b: info.get("rdb_stats_budget_%s_level" % b) for b in BUDGETS}
+    if levels != BUDGET_LEVELS:
+        raise Failure("the budgets' levels on this dataset: %s, expected %s (BUDGETS_CONF)" % (levels, BUDGET_LEVELS))
+    if info["rdb_stats_forecast_profiles"] != str(len(USERS_GROWTH)):
+        raise Failure("the forecast used %s profiles, expected %d" % (info["rdb_stats_forecast_profiles"],
+                                                                    len(USERS_GROWTH)))
+    to_max = int(info["rdb_stats_forecast_maxmemory_seconds"])
+    if int(info["rdb_stats_growth_bytes_per_hour"]) <= 0 or not 0 < to_max < FORECAST_ALERT_SECONDS:
+        raise Failure("used_memory grows by %s bytes/h, maxmemory in %d s: expected it to grow and reach maxmemory "
+                      "within %d s" % (info["rdb_stats_growth_bytes_per_hour"], to_max, FORECAST_ALERT_SECONDS))
+    return info
+
+
 def check_prometheus(prom, info, procs):
     """PromQL against INFO rdb_stats, exactly."""
     last = info["rdb_stats_last_time"]
@@ -259,6 +305,11 @@ def check_prometheus(prom, info, procs):
             continue
         if raw.get(name) != value:
             raise Failure("redis_script_values{key=%r} = %r, INFO says %s" % (name, raw.get(name), value))
+        checked += 1
+    for b in BUDGETS:
+        name = "rdb_stats_budget_%s_level" % b
+        if raw.get(name) != LEVEL_CODES[info[name]]:
+            raise Failure("redis_script_values{key=%r} = %r, INFO says %s" % (name, raw.get(name), info[name]))
         checked += 1
     if raw.get("rdb_stats_status") != "1":
         raise Failure("rdb_stats_status exported as %r, expected 1 (ok)" % raw.get("rdb_stats_status"))
@@ -279,12 +330,30 @@ def check_prometheus(prom, info, procs):
                                               if re.match(r"^rdb_stats_db\d+_bytes$", k)}),
         ("valkey_memprofile_group_bytes", "group", {g: info["rdb_stats_group_%s_bytes" % g] for g in GROUPS}),
         ("valkey_memprofile_group_keys", "group", {g: info["rdb_stats_group_%s_keys" % g] for g in GROUPS}),
+        ("valkey_memprofile_group_growth_bytes_per_hour", "group",
+         {g: info["rdb_stats_group_%s_growth_bytes_per_hour" % g] for g in GROUPS}),
+        ("valkey_memprofile_budget_limit_bytes", "budget", {b: info["rdb_stats_budget_%s_limit" % b] for b in BUDGETS}),
+        ("valkey_memprofile_budget_bytes", "budget", {b: info["rdb_stats_budget_%s_bytes" % b] for b in BUDGETS}),
+        ("valkey_memprofile_budget_level", "budget",
+         {b: LEVEL_CODES[info["rdb_stats_budget_%s_level" % b]] for b in BUDGETS}),
+        ("valkey_memprofile_budget_growth_bytes_per_hour", "budget",
+         {b: info["rdb_stats_budget_%s_growth_bytes_per_hour" % b] for b in BUDGETS}),
+        ("valkey_memprofile_budget_forecast_seconds", "budget",
+         {b: info["rdb_stats_budget_%s_forecast_seconds" % b] for b in BUDGETS}),
     ]
     for metric, label, want in expect:
         got = recorded(metric, label)
         if got != want:
             raise Failure("%s by %s: Prometheus %s, INFO %s" % (metric, label, got, want))
         checked += len(want)
+    # bytes / limit: both exact in a double, so their quotient is the one
+    # Python computes; a budget without its figure (-1) has no share.
+    share = recorded("valkey_memprofile_budget_share", "budget")
+    want = {b: int(info["rdb_stats_budget_%s_bytes" % b]) / int(info["rdb_stats_budget_%s_limit" % b])
+            for b in BUDGETS if int(info["rdb_stats_budget_%s_bytes" % b]) >= 0}
+    if {b: float(v) for b, v in share.items()} != want:
+        raise Failure("valkey_memprofile_budget_share: Prometheus %s, INFO's bytes / limit %s" % (share, want))
+    checked += len(want)
     enc = {(r["metric"]["type"], r["metric"]["encoding"]): r["value"][1]
            for r in prom.query("valkey_memprofile_encoding_bytes")}
     want = {tuple(e.split("_", 1)): info["rdb_stats_%s_bytes" % e] for e in ENCODINGS}
@@ -293,7 +362,11 @@ def check_prometheus(prom, info, procs):
     checked += len(want)
     for metric, field in (("valkey_memprofile_bytes", "rdb_stats_bytes"), ("valkey_memprofile_keys", "rdb_stats_keys"),
                           ("valkey_memprofile_rss_bytes", "mem_rss"),
-                          ("valkey_memprofile_used_memory_bytes", "rdb_stats_used_memory")):
+                          ("valkey_memprofile_used_memory_bytes", "rdb_stats_used_memory"),
+                          ("valkey_memprofile_forecast_profiles", "rdb_stats_forecast_profiles"),
+                          ("valkey_memprofile_growth_bytes_per_hour", "rdb_stats_growth_bytes_per_hour"),
+                          ("valkey_memprofile_growth_rss_bytes_per_hour", "rdb_stats_growth_rss_bytes_per_hour"),
+                          ("valkey_memprofile_forecast_maxmemory_seconds", "rdb_stats_forecast_maxmemory_seconds")):
         got = [r["value"][1] for r in prom.query(metric)]
         if got != [info[field]]:
             raise Failure("%s = %s, INFO %s = %s" % (metric, got, field, info[field]))
@@ -317,6 +390,34 @@ def check_prometheus(prom, info, procs):
     for line in lines:
         print("    " + line)
     log("%d INFO rdb_stats figures equal in Prometheus, byte for byte" % (checked + len(TYPES)))
+    check_alerts(prom, info, procs)
+
+
+def check_alerts(prom, info, procs):
+    """The budget and maxmemory alerts, live: active (pending, their `for`
+    not reached) for exactly what INFO says."""
+    want = set()
+    for b in BUDGETS:
+        level = info["rdb_stats_budget_%s_level" % b]
+        if level in ("warning", "over"):
+            want.add(("ValkeyMemProfileBudget" + level.capitalize(), b))
+    to_max = int(info["rdb_stats_forecast_maxmemory_seconds"])
+    if 0 <= to_max < FORECAST_ALERT_SECONDS and int(info["rdb_stats_forecast_profiles"]) >= 3:
+        want.add(("ValkeyMemProfileMaxmemoryForecast", None))
+    seen = []
+
+    def active():
+        got = {(r["metric"]["alertname"], r["metric"].get("budget"))
+               for r in prom.query('ALERTS{alertname=~"ValkeyMemProfile(Budget.*|MaxmemoryForecast)"}')}
+        seen[:] = [got]
+        return got == want
+    try:
+        wait_until("the budget and maxmemory alerts", active, SCRAPE_TIMEOUT, procs)
+    except Failure as e:
+        raise Failure("%s: active %s, expected %s" % (e, sorted(seen[0] if seen else (), key=str),
+                                                      sorted(want, key=str)))
+    log("alerts active as INFO says: %s" % ", ".join("%s%s" % (a, "{budget=%s}" % b if b else "")
+                                                     for a, b in sorted(want, key=str)))
 
 
 def metric_names(expr):
@@ -339,7 +440,7 @@ def metric_names(expr):
     return names
 
 
-def check_dashboard(prom, exporter_port, procs):
+def check_dashboard(prom, exporter_port, warning, procs):
     with open(DASHBOARD) as f:
         dash = json.load(f)
     exposed = set(re.findall(r"^([A-Za-z_:][A-Za-z0-9_:]*)[{ ]",
@@ -358,6 +459,14 @@ def check_dashboard(prom, exporter_port, procs):
             if not m:
                 raise Failure("dashboard variable %s: unexpected query %s" % (var["name"], q))
             templ.append((var["name"], m.group(1), m.group(2)))
+    # The budget usage panel colours at the server's warning level and at the limit.
+    for panel in dash["panels"]:
+        if not any("valkey_memprofile_budget_share" in t["expr"] for t in panel.get("targets", [])):
+            continue
+        steps = [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+        if steps != [None, warning / 100, 1]:
+            raise Failure("panel %r: thresholds %s, expected the warning level %d%% and the limit"
+                          % (panel["title"], steps, warning))
     named = set()
     for title, expr in queries:
         names = metric_names(expr)
@@ -494,18 +603,25 @@ def run(args, workdir):
         # graph then knows each prefix's type exactly.
         client.call("CONFIG", "SET", "memory-profile-top-keys", "1000")
         client.call("CONFIG", "SET", "memory-profile-groups", GROUPS_CONF)
+        client.call("CONFIG", "SET", "memory-profile-budgets", BUDGETS_CONF)
+        client.call("CONFIG", "SET", "maxmemory", str(MAXMEMORY))
+        warning = int(client.call("CONFIG", "GET", "memory-profile-budget-warning")[1])
         t = time.monotonic()
         load_dataset(client)
         log("dataset loaded: %d keys in %.1f s" % (client.call("DBSIZE"), time.monotonic() - t))
-        info = take_profile(client, procs)
-        log("profile taken: %s keys, %s bytes, %s ms" % (info["rdb_stats_keys"], info["rdb_stats_bytes"],
-                                                         info["rdb_stats_duration_ms"]))
+        t = time.monotonic()
+        info = take_profiles(client, procs)
+        log("%d profiles taken in %.1f s, the last: %s keys, %s bytes, %s ms; used_memory grows by %s bytes/h, "
+            "maxmemory in %s s" % (len(USERS_GROWTH), time.monotonic() - t, info["rdb_stats_keys"],
+                                   info["rdb_stats_bytes"], info["rdb_stats_duration_ms"],
+                                   info["rdb_stats_growth_bytes_per_hour"],
+                                   info["rdb_stats_forecast_maxmemory_seconds"]))
         wait_until("Prometheus ready", lambda: "Ready" in http_get(prom.base + "/-/ready"), 30, procs)
         t = time.monotonic()
         check_prometheus(prom, info, procs)
         log("Prometheus checks took %.1f s" % (time.monotonic() - t))
         run_promtool()
-        check_dashboard(prom, eport, procs)
+        check_dashboard(prom, eport, warning, procs)
         if parse_info(client.call("INFO", "rdb_stats"))["rdb_stats_last_time"] != info["rdb_stats_last_time"]:
             raise Failure("a new profile was published during the test")
         client.close()
