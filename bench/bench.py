@@ -51,7 +51,7 @@ ENCODINGS = ("string_int", "string_embstr", "string_raw", "list_listpack", "list
 BREAKDOWN_FIELDS = ("mem_kv_user_data", "mem_kv_expiration", "mem_kv_hash_metadata", "mem_um_kvstore",
                     "mem_um_clients_io", "mem_sys_aof_buffer", "mem_sys_repl_buffer", "mem_sys_repl_backlog")
 
-PARTS = ("a", "b", "c", "d", "p", "instr", "exact")
+PARTS = ("a", "b", "c", "d", "p", "g", "instr", "exact")
 
 QUICK = {"strings": 200_000, "mixed_mb": 32, "big_elements": 100_000, "prefixed": 200_000,
          "many_prefixes": 100_000, "runs": 2, "cg_strings": 20_000, "cg_mixed_mb": 2, "cg_long_keys": 20_000,
@@ -130,8 +130,8 @@ def parse_args(argv=None):
     p.add_argument("--pause", type=float, default=1.0, help="seconds to wait between timed saves")
     p.add_argument("--only", default=",".join(PARTS),
                    help="comma-separated parts to run: a (strings), b (mixed), c (big collections), "
-                        "d (prefixed strings), p (many distinct prefixes), instr (instruction count), "
-                        "exact (exactness per encoding)")
+                        "d (prefixed strings), p (many distinct prefixes), g (child CPU with 32 key groups "
+                        "on dataset d), instr (instruction count), exact (exactness per encoding)")
     p.add_argument("--quick", action="store_true",
                    help="small smoke run: " + ", ".join(f"{k.replace('_', '-')}={v}" for k, v in QUICK.items()))
     p.add_argument("--tmpdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
@@ -915,6 +915,45 @@ def bench_dataset(args, root, name, title, loader_fn):
     return {"name": name, "title": title, "facts": facts, "times": times, "share": share, "memkeys_s": memkeys_s}
 
 
+def bench_groups_cpu(args, root):
+    """Child CPU of BGSAVE STAT_MEMORY with no key group and with the 32 of
+    GROUPS_32, alternating on one server holding dataset d."""
+    log("[g] loading dataset d for the key groups' child CPU")
+    loader, load_s = prepare_rdb(args, root, "g", lambda s: load_prefixed(s, args.prefixed))
+    fork = Server(args.bin, root, "g-fork", rdb=loader.rdb_path, extra=TIMED_CONFIG)
+    shutil.rmtree(loader.dir)
+    runs = {0: [], 32: []}
+    with running(fork), fork.client() as c:
+        keys = dataset_facts(c, 0, load_s)["keys"]
+        bgsave(fork, c, False)
+        os.unlink(fork.rdb_path)
+        for run in range(args.runs):
+            for groups in (0, 32):
+                c.call("CONFIG", "SET", "memory-profile-groups", GROUPS_32 if groups else "")
+                time.sleep(args.pause)
+                r = timed_bgsave(fork, c, True)
+                runs[groups].append(r["cpu_s"])
+                log(f"[g] run {run + 1}: BGSAVE STAT_MEMORY with {groups} groups: child CPU {r['cpu_s']:.3f} s")
+        counted = int(c.info("rdb_stats").get("rdb_stats_group_all_keys", -1))
+        c.call("CONFIG", "SET", "memory-profile-groups", "")
+    shutil.rmtree(fork.dir)
+    if counted < 0:
+        raise RuntimeError("[g] the profile with 32 groups published no group")
+    return {"keys": keys, "runs": runs}
+
+
+def render_groups_cpu(g):
+    """The key groups' child CPU table."""
+    zero = statistics.median(g["runs"][0])
+    rows = [[n, spread(g["runs"][n], "{:.3f}"), f"{statistics.median(g['runs'][n]) / zero:.3f}",
+             f"{(statistics.median(g['runs'][n]) - zero) * 1e9 / g['keys']:,.1f}"] for n in (0, 32)]
+    return ["## Key groups: child CPU", "",
+            f"BGSAVE STAT_MEMORY on dataset d ({g['keys']:,} keys), the deep defaults on, alternating "
+            f"0 and 32 groups (GROUPS_32: nested, overlapping and unmatched prefixes) on one server.", "",
+            table(["groups", "child CPU s, median [min–max]", "ratio to 0 groups", "ns per key over 0 groups"],
+                  rows), ""]
+
+
 # ---------------------------------------------------------------------------
 # Part 2: instructions of the save child under callgrind
 # ---------------------------------------------------------------------------
@@ -1495,6 +1534,8 @@ def render_report(args, facts, results, wall_s):
     out += render_summary(results)
     if results.get("datasets"):
         out += render_timings(results["datasets"], args.runs)
+    if results.get("groups"):
+        out += render_groups_cpu(results["groups"])
     if results.get("instr"):
         out += render_instructions(results["instr"])
     if results.get("exact"):
@@ -1556,6 +1597,8 @@ def run_parts(args, root):
     for name, (title, loader_fn) in specs.items():
         if name in args.only:
             results["datasets"].append(bench_dataset(args, root, name, title, loader_fn))
+    if "g" in args.only:
+        results["groups"] = bench_groups_cpu(args, root)
     if "instr" in args.only:
         results["instr"] = bench_instructions(args, root)
     if "exact" in args.only:
