@@ -5,7 +5,9 @@
 # chromium when missing, then runs utils/ecosystem-test.py: our server, the
 # exporter with utils/prometheus/memprofile.lua and Prometheus with
 # utils/prometheus/memprofile.rules.yml on loopback in a temporary folder;
-# checks that PromQL returns INFO rdb_stats' figures exactly, the rules
+# checks that PromQL returns INFO rdb_stats' figures exactly (types, groups,
+# budgets and their levels, the forecast), that the alerts for budgets in
+# warning or over and for the maxmemory forecast fire, the rules
 # (promtool check/test), the Grafana dashboard's queries, and the flame graph
 # (XML, one rectangle per prefix, widths, headless Chromium), and writes
 # memprof-flame.png and memprof-report.png to build/screenshots (to docs/,
