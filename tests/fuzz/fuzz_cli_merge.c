@@ -6,12 +6,13 @@
 
 /* Fuzz target: --cluster memprofile's merge of per-node reports
  * (mpMerge(), mpMergeFinish()) and its slot plan (mpPlan()), on arbitrary
- * valid-looking reports: 1 to 4 nodes, figures below 2^40, each node's
+ * valid-looking reports: 1 to 4 nodes, figures below 2^40, key groups on
+ * some of the nodes, each node's
  * prefix summary shaped as a Space-Saving summary (at a depth, rows with
  * error_bytes <= bytes; saturated when some row has an error).
  *
  * What must hold, against sums computed here: every counter of the merged
- * report is the sum of the nodes'; the slots add; the top keys are all of
+ * report (types and key groups among them) is the sum of the nodes'; the slots add; the top keys are all of
  * the nodes', largest first; for every merged prefix row the interval
  * [bytes - error_bytes, bytes] holds every total the nodes' summaries
  * allow (a node's row allows [bytes - error_bytes, bytes]; a node without
@@ -43,6 +44,7 @@ static long long takeBig(byteSource *s) {
 }
 
 static const char *names[] = {"string", "hash", "list", "set", "zset"};
+static const char *groupNames[] = {"sessions", "users", "all"};
 static const char *prefixNames[PREFIX_NAMES] = {"a:", "b:", "a:x:", "user:", "", "\xff:"};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -80,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int *owner = zmalloc(sizeof(int) * MP_SLOTS);
     for (int s = 0; s < MP_SLOTS; s++) owner[s] = -1;
     long long keys = 0, bytes = 0, used = 0, type_bytes[5] = {0}, type_keys[5] = {0}, hist_keys = 0, slot_sum = 0;
+    long long group_keys[3] = {0}, group_bytes[3] = {0};
     size_t topkeys = 0;
 
     for (int n = 0; n < nodes; n++) {
@@ -103,6 +106,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             mpHistRow row = {sdsnew(names[t]), 1LL << (take(&src, 1) % 40), c->keys, c->bytes};
             MP_PUSH(r->hist, r->nhist, row);
             hist_keys += c->keys;
+        }
+        /* Key groups: each node counts some of them (a group configured on
+         * some nodes only merges from those). */
+        unsigned groups = take(&src, 1);
+        for (int g = 0; g < 3; g++) {
+            if (!(groups & (1u << g))) continue;
+            mpCount *c = mpCountsGet(&r->groups, groupNames[g], strlen(groupNames[g]));
+            c->keys = takeBig(&src);
+            c->bytes = takeBig(&src);
+            group_keys[g] += c->keys;
+            group_bytes[g] += c->bytes;
         }
         int ntop = take(&src, 1) % 8;
         for (int i = 0; i < ntop; i++) {
@@ -149,6 +163,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < m.types.n; i++)
             if (!strcmp(m.types.v[i].name, names[t])) c = &m.types.v[i];
         FUZZ_CHECK(c ? c->keys == type_keys[t] && c->bytes == type_bytes[t] : !type_keys[t] && !type_bytes[t]);
+    }
+    for (int g = 0; g < 3; g++) {
+        mpCount *c = NULL;
+        for (size_t i = 0; i < m.groups.n; i++)
+            if (!strcmp(m.groups.v[i].name, groupNames[g])) c = &m.groups.v[i];
+        FUZZ_CHECK(c ? c->keys == group_keys[g] && c->bytes == group_bytes[g] : !group_keys[g] && !group_bytes[g]);
     }
     long long hk = 0, sb = 0;
     for (size_t i = 0; i < m.nhist; i++) hk += m.hist[i].keys;
