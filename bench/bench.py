@@ -960,18 +960,33 @@ def render_groups_cpu(g):
 # Part 2: instructions of the save child under callgrind
 # ---------------------------------------------------------------------------
 
+# The simulated caches of callgrind's --cache-sim, fixed so that the misses
+# do not depend on the machine's own caches (callgrind would read those from
+# CPUID): 32 KiB 8-way L1s and an 8 MiB 16-way last level, 64-byte lines.
+CACHE_SIM = ("--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64")
+CACHE_SIM_TEXT = "32 KiB 8-way I1 and D1, an 8 MiB 16-way last level, 64 B lines"
+
+
 def callgrind_total(path):
-    """The 'totals:' (or 'summary:') figure of a callgrind output file."""
+    """The 'totals:' (or 'summary:') figures of a callgrind output file:
+    instructions, and last-level misses (ILmr + DLmr + DLmw) when the cache
+    simulation ran."""
     with open(path, errors="replace") as f:
         text = f.read()
-    m = re.search(r"^(?:totals|summary):\s*(\d+)", text, re.M)
+    m = re.search(r"^(?:totals|summary):\s*([\d ]+)$", text, re.M)
     if not m:
         raise RuntimeError(f"no totals in {os.path.basename(path)}")
-    return int(m.group(1))
+    values = [int(x) for x in m.group(1).split()]
+    events = re.search(r"^events:\s*(.+)$", text, re.M)
+    names = events.group(1).split() if events else ["Ir"]
+    got = dict(zip(names, values))
+    return {"ir": got["Ir"], "ll": sum(got.get(e, 0) for e in ("ILmr", "DLmr", "DLmw")),
+            "d1": got.get("D1mr", 0) + got.get("D1mw", 0)}
 
 
 def child_instructions(server, client, profiled):
-    """Instructions the save child executed, from its callgrind file."""
+    """Instructions and simulated cache misses of the save child, from its
+    callgrind file."""
     pid, _, _ = bgsave(server, client, profiled, timeout=7200)
     if profiled != PROFILE_ONLY:
         os.unlink(server.rdb_path)
@@ -993,7 +1008,7 @@ def callgrind_wrapper(out_dir):
     valgrind = shutil.which("valgrind")
     if not valgrind:
         raise RuntimeError("valgrind not found (apt-get install valgrind)")
-    return (valgrind, "--tool=callgrind", "--trace-children=yes", "--toggle-collect=rdbSaveBackground",
+    return (valgrind, "--tool=callgrind", *CACHE_SIM, "--trace-children=yes", "--toggle-collect=rdbSaveBackground",
             "--toggle-collect=memprofStartProfile",
             "--toggle-collect=sendChildInfoGeneric",
             f"--callgrind-out-file={os.path.join(out_dir, 'callgrind.out.%p')}")
@@ -1037,11 +1052,18 @@ def load_long_keys(server, n):
 # profiled one): a server's second save does not count exactly what its
 # first does.
 INSTR_RUNS = (("vanilla", "vanilla", "plain BGSAVE", False), ("fork", "fork", "plain BGSAVE", False),
+              ("per_type", "fork", "BGSAVE STAT_MEMORY, per type only (no top keys, no prefixes)", True),
               ("profiled", "fork", "BGSAVE STAT_MEMORY", True),
               ("profile_only", "fork", "MEMORY PROFILE START", PROFILE_ONLY),
               ("profiled_groups", "fork", "BGSAVE STAT_MEMORY with 32 key groups", True),
               ("baseline_plain", "baseline", "plain BGSAVE", False),
               ("baseline", "baseline", "BGSAVE STAT_MEMORY", True))
+
+# The configs a variant runs with: (config, value, the default put back).
+INSTR_CONFIGS = {
+    "per_type": (("memory-profile-prefix-depth", "0", "3"), ("memory-profile-top-keys", "0", "32")),
+    "profiled_groups": (("memory-profile-groups", GROUPS_32, ""),),
+}
 
 
 def instr_dataset(args, root, name, title, loader_fn):
@@ -1068,12 +1090,15 @@ def instr_dataset(args, root, name, title, loader_fn):
         for key, kind, command, profiled in INSTR_RUNS:
             if kind in servers:
                 log(f"[instr {name}] {kind} {command} under callgrind")
-                if key == "profiled_groups":
-                    clients[kind].call("CONFIG", "SET", "memory-profile-groups", GROUPS_32)
-                result[key] = child_instructions(servers[kind], clients[kind], profiled)
-                if key == "profiled_groups":
-                    clients[kind].call("CONFIG", "SET", "memory-profile-groups", "")
-                log(f"[instr {name}] {kind} {command}: {result[key]:,} instructions")
+                configs = INSTR_CONFIGS.get(key, ())
+                for config, value, _ in configs:
+                    clients[kind].call("CONFIG", "SET", config, value)
+                counts = child_instructions(servers[kind], clients[kind], profiled)
+                for config, _, default in configs:
+                    clients[kind].call("CONFIG", "SET", config, default)
+                result[key], result[key + "_ll"], result[key + "_d1"] = counts["ir"], counts["ll"], counts["d1"]
+                log(f"[instr {name}] {kind} {command}: {counts['ir']:,} instructions, {counts['ll']:,} LL misses, "
+                    f"{counts['d1']:,} D1 misses")
     for s in servers.values():
         shutil.rmtree(s.dir)
     return result
@@ -1498,6 +1523,42 @@ def render_instructions(datasets):
                 "change to the profiling code costs.", ""]
     out += ["Not counted: sendChildInfoGeneric (progress reports and the CoW figure, which vary from run to "
             "run).", ""]
+    out += render_per_key(datasets)
+    return out
+
+
+# Issue targets of the deep profile's cost over the plain save, in
+# instructions and in simulated last-level misses.
+TARGET_DEEP_RATIO = 1.05
+
+
+def render_per_key(datasets):
+    """Per key and per variant: instructions and simulated last-level and
+    D1 misses, and the deep profile's ratios to the plain save."""
+    variants = (("fork", "plain"), ("per_type", "per type only"), ("profiled", "deep defaults"),
+                ("profiled_groups", "deep, 32 groups"), ("profile_only", "MEMORY PROFILE START"))
+    if not all(f"{v}_ll" in d for d in datasets for v, _ in variants):
+        return []
+    rows = []
+    for d in datasets:
+        keys = d["facts"]["keys"]
+        for v, label in variants:
+            rows.append([d["name"], label, f"{d[v] / keys:,.1f}", f"{d[v + '_ll'] / keys:,.3f}",
+                         f"{d[v + '_d1'] / keys:,.2f}", f"{d[v] / d['fork']:.4f}",
+                         f"{d[v + '_ll'] / d['fork_ll']:.4f}" if d["fork_ll"] else "-"])
+    out = ["## Per key: instructions and simulated cache misses (callgrind)", "",
+           f"callgrind's cache simulation with fixed caches ({CACHE_SIM_TEXT}), so that these figures do not "
+           "depend on the machine's CPU. Inside the save child only, as above.", "",
+           table(["dataset", "variant", "instructions per key", "LL misses per key", "D1 misses per key",
+                  "instructions / plain", "LL misses / plain"], rows), ""]
+    rows = []
+    for d in datasets:
+        ir = d["profiled"] / d["fork"]
+        ll = d["profiled_ll"] / d["fork_ll"] if d["fork_ll"] else float("inf")
+        rows.append([d["name"], f"{ir:.4f}", verdict(ir <= TARGET_DEEP_RATIO), f"{ll:.4f}",
+                     verdict(ll <= TARGET_DEEP_RATIO)])
+    out += [table(["dataset", "deep/plain instructions", f"≤ {TARGET_DEEP_RATIO}", "deep/plain LL misses",
+                   f"≤ {TARGET_DEEP_RATIO}"], rows), ""]
     return out
 
 
