@@ -51,7 +51,7 @@ ENCODINGS = ("string_int", "string_embstr", "string_raw", "list_listpack", "list
 BREAKDOWN_FIELDS = ("mem_kv_user_data", "mem_kv_expiration", "mem_kv_hash_metadata", "mem_um_kvstore",
                     "mem_um_clients_io", "mem_sys_aof_buffer", "mem_sys_repl_buffer", "mem_sys_repl_backlog")
 
-PARTS = ("a", "b", "c", "d", "p", "g", "instr", "exact")
+PARTS = ("a", "b", "c", "d", "p", "g", "f", "instr", "exact")
 
 QUICK = {"strings": 200_000, "mixed_mb": 32, "big_elements": 100_000, "prefixed": 200_000,
          "many_prefixes": 100_000, "runs": 2, "cg_strings": 20_000, "cg_mixed_mb": 2, "cg_long_keys": 20_000,
@@ -131,7 +131,7 @@ def parse_args(argv=None):
     p.add_argument("--only", default=",".join(PARTS),
                    help="comma-separated parts to run: a (strings), b (mixed), c (big collections), "
                         "d (prefixed strings), p (many distinct prefixes), g (child CPU with 32 key groups "
-                        "on dataset d), instr (instruction count), exact (exactness per encoding)")
+                        "on dataset d), f (the profile-only walk against its floor on dataset a), instr (instruction count), exact (exactness per encoding)")
     p.add_argument("--quick", action="store_true",
                    help="small smoke run: " + ", ".join(f"{k.replace('_', '-')}={v}" for k, v in QUICK.items()))
     p.add_argument("--tmpdir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
@@ -687,17 +687,17 @@ def children_cpu(client):
     return float(cpu["used_cpu_user_children"]) + float(cpu["used_cpu_sys_children"])
 
 
-def wait_profile_only_done(client, timeout=3600):
+def wait_profile_only_done(client, timeout=3600, published=True):
     """Poll INFO until the profile-only child is reaped; fail unless its
-    profile was published. (The parent marks the profile in progress at the
-    fork, before it replies.)"""
+    profile was published (or, for the walk's floor, was not). (The parent
+    marks the profile in progress at the fork, before it replies.)"""
     deadline = time.monotonic() + timeout
     while client.info("rdb_stats")["rdb_stats_in_progress"] != "0":
         if time.monotonic() > deadline:
             raise RuntimeError("profile-only child did not finish in time")
         time.sleep(0.05)
-    if client.info("rdb_stats")["rdb_stats_status"] != "ok":
-        raise RuntimeError("profile-only child's profile not published")
+    if (client.info("rdb_stats")["rdb_stats_status"] == "ok") != published:
+        raise RuntimeError("profile-only child's profile " + ("not published" if published else "published"))
 
 
 def run_child(server, client, command, started, wait_done):
@@ -720,11 +720,12 @@ def run_child(server, client, command, started, wait_done):
     raise RuntimeError(f"{server.name}: no '{started}' line in the log")
 
 
-def profile_only(server, client, timeout=3600):
-    """Run MEMORY PROFILE START to completion: a profile-only child, no file.
-    Return what run_child() does."""
+def profile_only(server, client, timeout=3600, floor=False):
+    """Run MEMORY PROFILE START to completion: a profile-only child, no file
+    (with floor, under memory-profile-walk-floor: the walk, nothing
+    accounted, nothing published). Return what run_child() does."""
     return run_child(server, client, ("MEMORY", "PROFILE", "START"), "Memory profiling started by pid",
-                     lambda: wait_profile_only_done(client, timeout))
+                     lambda: wait_profile_only_done(client, timeout, published=not floor))
 
 
 def bgsave(server, client, profiled, timeout=3600):
@@ -940,6 +941,50 @@ def bench_groups_cpu(args, root):
     if counted < 0:
         raise RuntimeError("[g] the profile with 32 groups published no group")
     return {"keys": keys, "runs": runs}
+
+
+def bench_floor(args, root):
+    """Child CPU on dataset a of a plain BGSAVE, MEMORY PROFILE START, and
+    MEMORY PROFILE START under memory-profile-walk-floor (the same walk,
+    each key's object, name and a value byte read, nothing accounted),
+    round-robin on one server."""
+    log("[f] loading dataset a for the profile-only walk's floor")
+    loader, load_s = prepare_rdb(args, root, "f", lambda s: load_strings(s, args.strings))
+    fork = Server(args.bin, root, "f-fork", rdb=loader.rdb_path, extra=TIMED_CONFIG)
+    shutil.rmtree(loader.dir)
+    runs = {"plain": [], "profile": [], "floor": []}
+    with running(fork), fork.client() as c:
+        keys = dataset_facts(c, 0, load_s)["keys"]
+        bgsave(fork, c, False)
+        os.unlink(fork.rdb_path)
+        for run in range(args.runs):
+            for kind in runs:
+                time.sleep(args.pause)
+                if kind == "plain":
+                    cpu_s = timed_bgsave(fork, c, False)["cpu_s"]
+                else:
+                    c.call("CONFIG", "SET", "memory-profile-walk-floor", "yes" if kind == "floor" else "no")
+                    _, _, cpu_s = profile_only(fork, c, floor=kind == "floor")
+                runs[kind].append(cpu_s)
+                log(f"[f] run {run + 1}: {kind}: child CPU {cpu_s:.3f} s")
+        c.call("CONFIG", "SET", "memory-profile-walk-floor", "no")
+    shutil.rmtree(fork.dir)
+    return {"keys": keys, "runs": runs}
+
+
+def render_floor(f):
+    """The profile-only walk against its floor."""
+    med = {k: statistics.median(v) for k, v in f["runs"].items()}
+    rows = [[label, spread(f["runs"][k], "{:.3f}"), f"{med[k] * 1e9 / f['keys']:,.1f}"]
+            for k, label in (("plain", "plain BGSAVE"), ("profile", "MEMORY PROFILE START"),
+                             ("floor", "the walk alone (memory-profile-walk-floor)"))]
+    paired = [p / w for p, w in zip(f["runs"]["profile"], f["runs"]["floor"])]
+    return ["## The profile-only walk against its floor", "",
+            f"Dataset a ({f['keys']:,} keys), round-robin on one server.", "",
+            table(["child", "CPU s, median [min–max]", "ns per key"], rows), "",
+            f"MEMORY PROFILE START over the walk alone: {med['profile'] / med['floor']:.3f} from the medians, "
+            f"{spread(paired, '{:.3f}')} run by run (target ≤ 1.15); over a plain BGSAVE: "
+            f"{med['profile'] / med['plain']:.3f}.", ""]
 
 
 def render_groups_cpu(g):
@@ -1599,6 +1644,8 @@ def render_report(args, facts, results, wall_s):
         out += render_timings(results["datasets"], args.runs)
     if results.get("groups"):
         out += render_groups_cpu(results["groups"])
+    if results.get("floor"):
+        out += render_floor(results["floor"])
     if results.get("instr"):
         out += render_instructions(results["instr"])
     if results.get("exact"):
@@ -1662,6 +1709,8 @@ def run_parts(args, root):
             results["datasets"].append(bench_dataset(args, root, name, title, loader_fn))
     if "g" in args.only:
         results["groups"] = bench_groups_cpu(args, root)
+    if "f" in args.only:
+        results["floor"] = bench_floor(args, root)
     if "instr" in args.only:
         results["instr"] = bench_instructions(args, root)
     if "exact" in args.only:

@@ -132,6 +132,8 @@ static void memprofRunForked(pid_t childpid) {
     run.announced = 0;
     /* openChildInfoPipe() failed: the child has nothing to announce on. */
     run.no_report = server.child_info_pipe[0] == -1 ? "there is no childinfo pipe to announce its report" : NULL;
+    if (run.at.source == MEMPROF_SOURCE_PROFILE && server.memory_profile_walk_floor)
+        run.no_report = "memory-profile-walk-floor is set: the child walked the keys without profiling them";
     run.at.mstime = mstime();
     run.at.time = (time_t)(run.at.mstime / 1000);
     run.at.used_memory = zmalloc_used_memory();

@@ -125,6 +125,28 @@ start_server {overrides {save "" appendonly no enable-debug-command yes latency-
         assert_error {*No memory profile is in progress*} {r memory profile cancel}
     }
 
+    test {memory-profile-walk-floor (for make bench): the walk alone, nothing published, the previous profile stays} {
+        mp_start_profile
+        set prev [mp_info_dict]
+        set count [mp_log_count]
+        r config set memory-profile-walk-floor yes
+        assert_equal {Memory profiling started} [r memory profile start]
+        wait_for_condition 200 50 {[mp_info rdb_stats_in_progress] == 0} else { fail "the walk did not end" }
+        r config set memory-profile-walk-floor no
+        assert_equal err [mp_info rdb_stats_status]
+        assert_equal $count [mp_log_count]
+        dict for {k v} $prev {
+            if {$k ne "rdb_stats_status"} { assert_equal $v [mp_info $k] $k }
+        }
+        verify_log_message 0 "*walked * keys (memory-profile-walk-floor: nothing accounted, no report)*" 0
+        verify_log_message 0 "*not published: memory-profile-walk-floor is set*" 0
+        # A BGSAVE STAT_MEMORY does not walk the floor: it profiles.
+        r config set memory-profile-walk-floor yes
+        mp_profile
+        r config set memory-profile-walk-floor no
+        assert_equal ok [mp_info rdb_stats_status]
+    }
+
     test {Bad forms of START and CANCEL} {
         assert_error {*syntax error*} {r memory profile start now}
         assert_error {*syntax error*} {r memory profile cancel all}
