@@ -33,9 +33,11 @@ struct serverObject;
 struct client;
 
 /* Signature of the per-key callback rdb.c keeps in a file-static pointer,
- * called by rdbSaveKeyValuePair() after rdbSaveObject(). It sizes the value
- * with the walk a profile-only child uses (memprofObjectBytes()). */
-typedef void (*rdbKeyMemStatFn)(struct serverObject *o, int dbid);
+ * called by rdbSaveDb() after rdbSaveKeyValuePair(), with what the save loop
+ * already has: the key's name and expire (-1 for none), its db and the index
+ * of the table the iterator is in (the cluster slot in cluster mode). It
+ * sizes the value with the walk a profile-only child uses (memprofKeyBytes()). */
+typedef void (*rdbKeyMemStatFn)(struct serverObject *o, sds key, long long expire, int dbid, int slot);
 
 /* --- Parent side ------------------------------------------------------- */
 

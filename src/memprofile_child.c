@@ -23,6 +23,14 @@
 #include "cluster_migrateslots.h"
 #endif
 
+/* The keys of one prefix, one after another, not yet added to the summary. */
+typedef struct memprofPrefixRun {
+    const char *name; /* A key that begins with the prefix. */
+    size_t len;
+    uint64_t hash;
+    unsigned long long keys, bytes;
+} memprofPrefixRun;
+
 static struct {
     memprofFigures f;
     memprofCount *dbs;   /* server.dbnum entries. */
@@ -30,11 +38,14 @@ static struct {
     unsigned char *importing; /* CLUSTER_SLOTS flags: slots being imported (9.1), or NULL. */
     memprofTopKeys *topkeys[MEMPROF_TYPE_COUNT];
     unsigned long long top_floor[MEMPROF_TYPE_COUNT]; /* A key must be larger to enter. */
-    unsigned char encoding_of[16][16];                /* memprofEncodingOf() by type, encoding. */
+    unsigned char type_enc[256]; /* By an object's first byte, which holds its type and encoding
+                                  * bitfields: the type << 4 | memprofEncodingOf(). */
     memprofPrefixes *prefixes[MEMPROF_PREFIX_DEPTH_MAX];
+    memprofPrefixRun run[MEMPROF_PREFIX_DEPTH_MAX]; /* Each depth's keys not yet added. */
     int depth;                    /* Prefix depths counted. */
     unsigned char delimiter[256]; /* 1 for the delimiter bytes. */
     int single_delimiter;         /* The delimiter when there is one, else -1. */
+    uint64_t delimiter_word;      /* That delimiter in every byte, else 0. */
     long long now_ms;             /* The fork instant, for TTLs. */
     const memprofGroups *groups;  /* The key groups, or NULL: the region's parse. */
     memprofCount group[MEMPROF_GROUPS_MAX];
@@ -61,74 +72,173 @@ static inline int memprofHistBucket(unsigned long long bytes) {
     return bytes <= 1 ? 0 : 64 - __builtin_clzll(bytes - 1);
 }
 
-/* A fast hash of a prefix, eight bytes at a time; the last (or only) word
- * is read overlapping the one before it, or in pieces for prefixes shorter
- * than eight bytes, so that nothing past the prefix is read. (The summary
- * mixes the result again before use.) */
+/* Prefixes.
+ *
+ * One pass over the name, eight bytes at a time, finds the delimiters of
+ * every depth. A prefix of up to eight bytes is its own hash: its bytes as
+ * a word, zero padded (with its length, which the summary compares too, it
+ * is the prefix). A longer one's hash is carried along the pass: the state
+ * after the words it covers whole, mixed with the zero-padded rest and its
+ * length. No byte past the name is read: the last word of a name of eight
+ * bytes or more is read overlapping the one before it, a shorter name in
+ * pieces.
+ *
+ * Keys with the same prefix often follow one another (a keyspace where most
+ * names share their first part): each depth keeps the run of keys of its
+ * last prefix and adds it to the summary as one weighted addition when the
+ * prefix changes, and at the end. */
 #define MEMPROF_HASH_SEED 0x9e3779b97f4a7c15ULL
 #define MEMPROF_HASH_MUL 0xff51afd7ed558ccdULL
+#define MEMPROF_ONES 0x0101010101010101ULL
+#define MEMPROF_LOW7 0x7f7f7f7f7f7f7f7fULL
 
-static inline uint64_t memprofHashPrefix(const char *p, size_t len) {
-    uint64_t h = MEMPROF_HASH_SEED ^ ((uint64_t)len * MEMPROF_HASH_MUL), w;
-    if (len >= 8) {
-        const char *last = p + len - 8;
-        for (; p < last; p += 8) {
-            memcpy(&w, p, 8);
-            h = (h ^ w) * MEMPROF_HASH_MUL;
-            h ^= h >> 29;
-        }
-        memcpy(&w, last, 8);
-    } else {
-        uint32_t a = 0, b = 0;
-        if (len >= 4) {
-            memcpy(&a, p, 4);
-            memcpy(&b, p + len - 4, 4);
-        } else if (len) {
-            a = (unsigned char)p[0] | ((unsigned char)p[len / 2] << 8) | ((unsigned char)p[len - 1] << 16);
-        }
-        w = ((uint64_t)a << 32) | b;
+static inline uint64_t memprofLoad64(const char *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w; /* The first byte lowest. */
+}
+
+/* The n bytes (1 to 7) at p[0..n) as the low bytes of a word, the rest 0;
+ * 'whole' is the name's length up to p + n: at least 8 lets the read start
+ * before p. */
+static inline uint64_t memprofLoadTail(const char *p, size_t n, size_t whole) {
+    if (whole >= 8) return memprofLoad64(p + n - 8) >> (8 * (8 - n));
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        a = __builtin_bswap32(a);
+        b = __builtin_bswap32(b);
+#endif
+        return (uint64_t)a | ((uint64_t)b << (8 * (n - 4)));
     }
+    return (uint64_t)(unsigned char)p[0] | ((uint64_t)(unsigned char)p[n / 2] << (8 * (n / 2))) |
+           ((uint64_t)(unsigned char)p[n - 1] << (8 * (n - 1)));
+}
+
+static inline uint64_t memprofHashStep(uint64_t h, uint64_t w) {
     h = (h ^ w) * MEMPROF_HASH_MUL;
     return h ^ (h >> 29);
 }
 
-/* The next delimiter in p[0..len), or NULL. */
-static inline const char *memprofNextDelimiter(const char *p, size_t len) {
-    if (child.single_delimiter >= 0) return memchr(p, child.single_delimiter, len);
-    for (size_t i = 0; i < len; i++) {
-        if (child.delimiter[(unsigned char)p[i]]) return p + i;
-    }
-    return NULL;
+static inline uint64_t memprofHashEnd(uint64_t h, uint64_t tail, size_t len) {
+    h = ((h ^ tail) * MEMPROF_HASH_MUL) ^ len;
+    h *= MEMPROF_HASH_MUL;
+    return h ^ (h >> 29);
 }
 
-static void memprofAccountPrefixes(sds key, unsigned long long bytes) {
-    size_t len = sdslen(key), max = len < MEMPROF_PREFIX_MAX ? len : MEMPROF_PREFIX_MAX;
-    size_t start = 0;
-    for (int d = 0; d < child.depth; d++) {
-        const char *delim = memprofNextDelimiter(key + start, max - start);
-        if (!delim) break;
-        size_t end = (size_t)(delim - key) + 1;
-        memprofPrefixesAdd(child.prefixes[d], key, end, memprofHashPrefix(key, end), bytes);
-        start = end;
+/* The masks of a word's low n bytes, n from 0 to 8. */
+static const uint64_t memprofLowMask[9] = {0,
+                                           0xffULL,
+                                           0xffffULL,
+                                           0xffffffULL,
+                                           0xffffffffULL,
+                                           0xffffffffffULL,
+                                           0xffffffffffffULL,
+                                           0xffffffffffffffULL,
+                                           ~0ULL};
+
+/* 0x80 in each byte of w that is a delimiter: with one delimiter (its
+ * byte in every byte of 'single'), a comparison of the eight bytes at once
+ * (no carry crosses a byte). */
+static inline uint64_t memprofDelimiterBytes(uint64_t w, uint64_t single) {
+    if (single) {
+        uint64_t x = w ^ single;
+        return ~(((x & MEMPROF_LOW7) + MEMPROF_LOW7) | x | MEMPROF_LOW7);
+    }
+    uint64_t m = 0;
+    for (int i = 0; i < 8; i++) m |= (uint64_t)child.delimiter[(w >> (8 * i)) & 0xff] << (8 * i + 7);
+    return m;
+}
+
+static void memprofRunFlush(int d) {
+    memprofPrefixRun *r = &child.run[d];
+    if (r->keys) memprofPrefixesAdd(child.prefixes[d], r->name, r->len, r->hash, r->keys, r->bytes);
+    r->keys = 0;
+}
+
+static inline void memprofAccountPrefix(int d, const char *name, size_t len, uint64_t hash, unsigned long long bytes) {
+    memprofPrefixRun *r = &child.run[d];
+    /* Up to 8 bytes, the same hash and length are the same prefix. */
+    if (r->hash == hash && r->len == len && (len <= 8 || memprofSameBytes(r->name, name, len))) {
+        r->keys++;
+        r->bytes += bytes;
+        return;
+    }
+    if (r->keys) memprofPrefixesAdd(child.prefixes[d], r->name, r->len, r->hash, r->keys, r->bytes);
+    r->name = name; /* A key of the keyspace: it stays in memory. */
+    r->len = len;
+    r->hash = hash;
+    r->keys = 1;
+    r->bytes = bytes;
+}
+
+/* The prefixes that end past the first word, from the depth 'd' on: their
+ * hashes carry the state of the words before them. */
+static int memprofAccountLongPrefixes(const char *key, size_t len, uint64_t w, int d, unsigned long long bytes) {
+    const uint64_t single = child.delimiter_word;
+    const int depth = child.depth;
+    uint64_t h = memprofHashStep(MEMPROF_HASH_SEED, w); /* The state after the words before 'at'. */
+    for (size_t at = 8; at < len; at += 8) {
+        size_t n = len - at;
+        if (n >= 8) {
+            w = memprofLoad64(key + at);
+            n = 8;
+        } else {
+            w = memprofLoadTail(key + at, n, len);
+        }
+        for (uint64_t m = memprofDelimiterBytes(w, single) & memprofLowMask[n]; m; m &= m - 1) {
+            size_t j = ((size_t)__builtin_ctzll(m) >> 3) + 1, end = at + j;
+            uint64_t hash = j == 8 ? memprofHashEnd(memprofHashStep(h, w), 0, end)
+                                   : memprofHashEnd(h, w & memprofLowMask[j], end);
+            memprofAccountPrefix(d, key, end, hash, bytes);
+            if (++d == depth) return d;
+        }
+        h = memprofHashStep(h, w);
+    }
+    return d;
+}
+
+static inline void memprofAccountPrefixes(const char *key, size_t keylen, unsigned long long bytes) {
+    size_t len = keylen < MEMPROF_PREFIX_MAX ? keylen : MEMPROF_PREFIX_MAX;
+    const uint64_t single = child.delimiter_word;
+    const int depth = child.depth;
+    int d = 0;
+    if (len) {
+        /* The first word: its prefixes are their own hashes. */
+        uint64_t w = len >= 8 ? memprofLoad64(key) : memprofLoadTail(key, len, len);
+        for (uint64_t m = memprofDelimiterBytes(w, single) & memprofLowMask[len < 8 ? len : 8]; m; m &= m - 1) {
+            size_t end = ((size_t)__builtin_ctzll(m) >> 3) + 1;
+            memprofAccountPrefix(d, key, end, w & memprofLowMask[end], bytes);
+            if (++d == depth) return;
+        }
+        if (len > 8) d = memprofAccountLongPrefixes(key, len, w, d, bytes);
     }
     /* A name without a delimiter counts under the empty prefix. */
-    if (start == 0) memprofPrefixesAdd(child.prefixes[0], "", 0, memprofHashPrefix("", 0), bytes);
+    if (d == 0) memprofAccountPrefix(0, "", 0, 0, bytes);
 }
 
-static void memprofAccountKey(robj *o, int dbid) {
-    int enc = child.encoding_of[o->type][o->encoding];
-    int type = memprofEncodings[enc].type;
+/* The accounting of one key: 'deep' is a constant in each of the two
+ * callbacks below, so that a profile without top keys, prefixes, slots or
+ * groups runs none of their code. */
+static inline __attribute__((always_inline)) void memprofAccount(robj *o, sds key, long long expire, int dbid, int slot, int deep) {
+    unsigned char te = child.type_enc[*(unsigned char *)o];
+    int enc = te & 15, type = te >> 4;
     memprofFigures *f = &child.f;
-    unsigned long long bytes = memprofObjectBytes(o, dbid, &f->kv_hash_vsets);
+    size_t keylen = sdslen(key);
+    unsigned long long bytes = memprofKeyBytes(o, key, keylen, dbid, &f->kv_hash_vsets);
 
     f->enc[enc].keys++;
     f->enc[enc].bytes += bytes;
 
-    long long when = o->hasexpire ? objectGetExpire(o) : -1;
     long long ttl_ms = -1;
     int ttl = MEMPROF_TTL_NONE;
-    if (when != -1) {
-        ttl_ms = when - child.now_ms;
+    if (expire != -1) {
+        ttl_ms = expire - child.now_ms;
         ttl = memprofTtlBucket(ttl_ms);
         if (ttl_ms < 0) ttl_ms = 0;
     }
@@ -141,10 +251,9 @@ static void memprofAccountKey(robj *o, int dbid) {
 
     child.dbs[dbid].keys++;
     child.dbs[dbid].bytes += bytes;
+    if (!deep) return;
 
-    sds key = objectGetKey(o);
     if (child.slots) {
-        int slot = keyHashSlot(key, (int)sdslen(key));
         child.slots[slot].keys++;
         child.slots[slot].bytes += bytes;
         if (child.importing && child.importing[slot]) {
@@ -153,16 +262,26 @@ static void memprofAccountKey(robj *o, int dbid) {
         }
     }
     if (bytes > child.top_floor[type]) {
-        child.top_floor[type] = memprofTopKeysOffer(child.topkeys[type], o, dbid, enc, bytes, ttl_ms);
+        child.top_floor[type] = memprofTopKeysOffer(child.topkeys[type], o, key, keylen, dbid, enc, bytes, ttl_ms);
     }
-    if (child.depth) memprofAccountPrefixes(key, bytes);
+    if (child.depth) memprofAccountPrefixes(key, keylen, bytes);
     if (child.groups) {
-        for (uint32_t in = memprofGroupsOf(child.groups, key, sdslen(key)); in; in &= in - 1) {
+        for (uint32_t in = memprofGroupsOf(child.groups, key, keylen); in; in &= in - 1) {
             int g = __builtin_ctz(in);
             child.group[g].keys++;
             child.group[g].bytes += bytes;
         }
     }
+}
+
+/* The type and encoding counters, the TTL horizon, the histograms, the dbs. */
+static void memprofAccountBasic(robj *o, sds key, long long expire, int dbid, int slot) {
+    memprofAccount(o, key, expire, dbid, slot, 0);
+}
+
+/* All that and the slots, the top keys, the prefixes and the groups. */
+static void memprofAccountDeep(robj *o, sds key, long long expire, int dbid, int slot) {
+    memprofAccount(o, key, expire, dbid, slot, 1);
 }
 
 /* The figures that exist only at the fork instant, read from the child's
@@ -179,7 +298,7 @@ static void memprofMeasureForkInstant(memprofFigures *f) {
         f->kv_expire += mh->db[j].overhead_ht_expires;
 #if MEMPROF_BASE_9
         /* The index of the keys that hold fields with a TTL; the hashes'
-         * volatile sets are added key by key (memprofAccountKey()). */
+         * volatile sets are added key by key (memprofAccount()). */
         f->kv_hash_meta += kvstoreMemUsage(db->keys_with_volatile_items);
 #endif
     }
@@ -219,13 +338,25 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
         child.topkeys[t] = memprofTopKeysCreate(server.memory_profile_top_keys);
         child.top_floor[t] = server.memory_profile_top_keys ? 0 : ULLONG_MAX;
     }
+    /* The type and encoding bitfields, four bits each, first in an object:
+     * its first byte holds both (checked: 256 distinct bytes). */
+    unsigned char seen[256] = {0};
     for (int t = 0; t < 16; t++) {
         for (int e = 0; e < 16; e++) {
-            robj o = {.type = t, .encoding = e};
-            child.encoding_of[t][e] = memprofEncodingOf(&o);
+            robj o;
+            memset(&o, 0, sizeof(o));
+            o.type = t;
+            o.encoding = e;
+            unsigned char first = *(unsigned char *)&o;
+            serverAssert(!seen[first]);
+            seen[first] = 1;
+            int enc = memprofEncodingOf(&o);
+            child.type_enc[first] = memprofEncodings[enc].type << 4 | enc;
         }
     }
+    memprofSizeInit();
     child.depth = server.memory_profile_prefix_depth;
+    for (int d = 0; d < MEMPROF_PREFIX_DEPTH_MAX; d++) child.run[d].len = SIZE_MAX; /* Matches no prefix. */
     for (int d = 0; d < child.depth; d++) child.prefixes[d] = memprofPrefixesCreate(server.memory_profile_prefix_capacity);
     int ndelimiters = 0;
     for (const char *p = server.memory_profile_prefix_delimiters; p && *p; p++) {
@@ -234,8 +365,10 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
         child.single_delimiter = (unsigned char)*p;
     }
     if (ndelimiters != 1) child.single_delimiter = -1;
+    child.delimiter_word = ndelimiters == 1 ? MEMPROF_ONES * (uint64_t)child.single_delimiter : 0;
     if (child_region && child_region->groups && child_region->groups->n) child.groups = child_region->groups;
-    return memprofAccountKey;
+    int deep = server.memory_profile_top_keys || child.depth || child.slots || child.groups;
+    return deep ? memprofAccountDeep : memprofAccountBasic;
 }
 
 /* What the deep state holds in the child's memory (its own allocations;
@@ -259,32 +392,19 @@ static memprofIndexed *memprofNonEmpty(const memprofCount *counts, int n, size_t
 
 /* MEMORY PROFILE START's child: the same accounting as a profiling save's,
  * over every db, without serializing anything. Progress goes to the parent
- * about once a second, as a save's does.
- *
- * With no serialization between two keys, the walk waits on memory: each
- * key's object, and a value held outside it, are cache misses. The walk
- * is a software pipeline over the iterator: an entry is prefetched when
- * the iterator yields it, its value MEMPROF_VALUE_AHEAD entries before it
- * is accounted, so that both have arrived by then. The iterator is not a
- * safe one: the child changes nothing, and a safe iterator would write to
- * the table (copy-on-write pages for nothing). */
-#define MEMPROF_PIPELINE 32 /* A power of two. */
-#define MEMPROF_VALUE_AHEAD 12
-
-static inline void memprofPrefetchValue(robj *o) {
-    /* The object's next cache line: the rest of its embedded key and, for
-     * EMBSTR, its value and the value's header, which sizing reads. */
-    valkey_prefetch((char *)o + 64);
-    if (o->encoding != OBJ_ENCODING_EMBSTR && o->encoding != OBJ_ENCODING_INT) valkey_prefetch(objectGetVal(o));
-}
+ * about once a second, as a save's does. The iterator prefetches each
+ * entry's value ahead of it (HASHTABLE_ITER_PREFETCH_VALUES, as the save
+ * does); it is not a safe one: the child changes nothing, and a safe
+ * iterator would write to the table (copy-on-write pages for nothing). */
 
 /* memory-profile-walk-floor (hidden, for make bench): the walk alone, each
  * key's object, name and first value byte read and nothing accounted, so
  * that the profile-only child's cost can be set against its floor. */
 static volatile unsigned long memprof_floor_sink;
 
-static void memprofTouchKey(robj *o, int dbid) {
-    unsigned long sum = (unsigned long)o->type + o->encoding + (unsigned char)objectGetKey(o)[0] + (unsigned long)dbid;
+static void memprofTouchKey(robj *o, sds key, long long expire, int dbid, int slot) {
+    unsigned long sum = (unsigned long)o->type + o->encoding + (unsigned char)key[0] + (unsigned long)dbid +
+                        (unsigned long)expire + (unsigned long)slot;
     if (o->encoding != OBJ_ENCODING_INT) sum += *(unsigned char *)objectGetVal(o);
     memprof_floor_sink += sum;
 }
@@ -294,28 +414,16 @@ int memprofProfileChildMain(void) {
     rdbKeyMemStatFn account = floor ? memprofTouchKey : memprofChildBegin(RDBFLAGS_STAT_MEMORY);
     long long info_updated = 0;
     size_t keys = 0;
-    robj *ring[MEMPROF_PIPELINE];
     for (int j = 0; j < server.dbnum; j++) {
         serverDb *db = memprofDb(j);
         if (!db) continue; /* Never used (9.1 creates dbs lazily). */
         /* Keys of slots being imported hold memory too (rdbSaveDb() saves them). */
-        kvstoreIterator *it = kvstoreIteratorInit(db->keys, HASHTABLE_ITER_INCLUDE_IMPORTING);
-        size_t head = 0, tail = 0; /* Entries ring[head..tail) are in flight. */
+        kvstoreIterator *it =
+            kvstoreIteratorInit(db->keys, HASHTABLE_ITER_PREFETCH_VALUES | HASHTABLE_ITER_INCLUDE_IMPORTING);
         void *next;
-        int more = 1;
-        while (1) {
-            while (more && tail - head < MEMPROF_PIPELINE) {
-                if (!kvstoreIteratorNext(it, &next)) {
-                    more = 0;
-                    break;
-                }
-                valkey_prefetch(next);
-                ring[tail++ & (MEMPROF_PIPELINE - 1)] = next;
-            }
-            if (head == tail) break;
-            if (tail - head > MEMPROF_VALUE_AHEAD) memprofPrefetchValue(ring[(head + MEMPROF_VALUE_AHEAD) & (MEMPROF_PIPELINE - 1)]);
-            robj *o = ring[head++ & (MEMPROF_PIPELINE - 1)];
-            account(o, j);
+        while (kvstoreIteratorNext(it, &next)) {
+            robj *o = next;
+            account(o, objectGetKey(o), objectGetExpire(o), j, kvstoreIteratorGetCurrentHashtableIndex(it));
             if ((keys++ & 1023) == 0) {
                 long long now = mstime();
                 if (now - info_updated >= 1000) {
@@ -337,6 +445,7 @@ int memprofProfileChildMain(void) {
 
 void memprofChildSend(void) {
     size_t ndbs, nslots = 0;
+    for (int d = 0; d < child.depth; d++) memprofRunFlush(d);
     /* The hash field TTL metadata: the dbs' indexes and the volatile sets. */
     child.f.kv_hash_meta += child.f.kv_hash_vsets;
     memprofIndexed *dbs = memprofNonEmpty(child.dbs, server.dbnum, &ndbs);

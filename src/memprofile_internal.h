@@ -375,8 +375,81 @@ static inline uint32_t memprofGroupsOf(const memprofGroups *g, const char *name,
     return in;
 }
 
-/* Sizes (memprofile_size.c). */
-size_t memprofObjectBytes(robj *o, int dbid, unsigned long long *hash_meta);
+/* Sizes (memprofile_size.c).
+ *
+ * Asking the allocator for a pointer's size costs a lookup in its page map,
+ * a cache miss per allocation on a large heap. Where the size is known
+ * otherwise, it is computed instead: from an sds header that records its
+ * allocation, or, with jemalloc, as the size class of the request the
+ * allocation was made with. jemalloc's size classes are multiples of 8, so
+ * a request's class is that of the request rounded up to 8: the classes up
+ * to MEMPROF_CLASS_TABLE_MAX, asked of je_nallocx() once
+ * (memprofSizeInit(), before the first key), are a table of 2 KB read with
+ * one load. */
+void memprofSizeInit(void);
+#if defined(USE_JEMALLOC)
+#define MEMPROF_CLASS_TABLE_MAX 4096
+extern uint32_t memprofClassTable[MEMPROF_CLASS_TABLE_MAX / 8 + 1];
+#endif
+
+/* The usable size of 'ptr', allocated with a request of 'request' bytes. */
+static inline size_t memprofClassSize(void *ptr, size_t request) {
+#if defined(USE_JEMALLOC)
+    UNUSED(ptr);
+    if (request <= MEMPROF_CLASS_TABLE_MAX) return memprofClassTable[(request + 7) >> 3];
+    return je_nallocx(request, 0);
+#else
+    UNUSED(request);
+    return zmalloc_size(ptr);
+#endif
+}
+
+/* An EMBSTR value, in the object's allocation. 9.1 lays out the object as
+ * the header, the expire, the embedded key (a byte giving its sds header's
+ * size, the sds) and the value as a type 8 sds (objectGetVal()): after the
+ * key it is arithmetic. 8.1 keeps a pointer to it. */
+static inline sds memprofEmbstrValue(robj *o, const char *key, size_t keylen) {
+#if MEMPROF_BASE_9
+    if (o->hasembkey) return (sds)(key + keylen + 1 + sizeof(struct sdshdr8));
+#else
+    UNUSED(key);
+    UNUSED(keylen);
+#endif
+    return objectGetVal(o);
+}
+
+/* The object header: one allocation holding the header, the expire, the
+ * embedded key and, for EMBSTR, the value. Keyspace objects are allocated
+ * with exactly the request computed here; an EMBSTR value's sds records the
+ * rest of the allocation, up to its end. */
+static inline size_t memprofHeaderBytes(robj *o, const char *key, size_t keylen) {
+    if (o->encoding == OBJ_ENCODING_EMBSTR) {
+        sds val = memprofEmbstrValue(o, key, keylen);
+        return (size_t)((char *)val - (char *)o) + sdsalloc(val) + 1;
+    }
+    /* An sds header's size by its type (sdsHdrSize() without the switch). */
+    static const unsigned char hdr_sizes[8] = {sizeof(struct sdshdr5), sizeof(struct sdshdr8),
+                                               sizeof(struct sdshdr16), sizeof(struct sdshdr32),
+                                               sizeof(struct sdshdr64)};
+    size_t request = sizeof(robj);
+    if (o->hasexpire) request += sizeof(long long);
+    if (o->hasembkey) request += 1 + hdr_sizes[key[-1] & SDS_TYPE_MASK] + keylen + 1;
+    return memprofClassSize(o, request);
+}
+
+size_t memprofValueBytesSlow(robj *o, const char *key, int dbid, unsigned long long *hash_meta);
+
+/* A key's exact bytes: its value and every element. The one sizing walk,
+ * for the save child (through rdb.c's callback) and the profile-only child
+ * alike; key is the object's own name, keylen its length. What deleting the
+ * key frees, so a hash's volatile set is part of it; those bytes are also
+ * added to *hash_meta. Strings held in the header alone (INT, EMBSTR), most
+ * keys of many keyspaces, take no call. */
+static inline size_t memprofKeyBytes(robj *o, const char *key, size_t keylen, int dbid, unsigned long long *hash_meta) {
+    size_t bytes = memprofHeaderBytes(o, key, keylen);
+    if (o->encoding == OBJ_ENCODING_INT || o->encoding == OBJ_ENCODING_EMBSTR) return bytes;
+    return bytes + memprofValueBytesSlow(o, key, dbid, hash_meta);
+}
 int memprofEncodingOf(robj *o);
 unsigned long long memprofElements(robj *o);
 
@@ -387,7 +460,7 @@ memprofTopKeys *memprofTopKeysCreate(size_t capacity);
 void memprofTopKeysFree(memprofTopKeys *t);
 /* Keeps the key when it is among the 'capacity' largest so far. Returns the
  * floor: the size a key must exceed to enter from now on. */
-unsigned long long memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes, long long ttl_ms);
+unsigned long long memprofTopKeysOffer(memprofTopKeys *t, robj *o, const char *key, size_t keylen, int db, int encoding, unsigned long long bytes, long long ttl_ms);
 unsigned long long memprofTopKeysFloor(const memprofTopKeys *t);
 size_t memprofTopKeysCount(const memprofTopKeys *t);
 size_t memprofTopKeysBytes(const memprofTopKeys *t);
@@ -396,7 +469,34 @@ const memprofTopKey *memprofTopKeysGet(const memprofTopKeys *t, size_t i);
 typedef struct memprofPrefixes memprofPrefixes;
 memprofPrefixes *memprofPrefixesCreate(size_t capacity);
 void memprofPrefixesFree(memprofPrefixes *s);
-void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long bytes);
+/* Add 'keys' keys of 'bytes' in all under a prefix whose hash is 'hash'; a
+ * prefix of up to 8 bytes must have its bytes (a word, zero padded) for hash. */
+void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long keys, unsigned long long bytes);
+/* Whether a[0..len) and b[0..len) are equal: for names up to 16 bytes, two
+ * overlapping loads and no call. */
+static inline int memprofSameBytes(const char *a, const char *b, size_t len) {
+    if (len > 16) return memcmp(a, b, len) == 0;
+    if (len >= 8) {
+        uint64_t w, x, y, z;
+        memcpy(&w, a, 8);
+        memcpy(&x, b, 8);
+        memcpy(&y, a + len - 8, 8);
+        memcpy(&z, b + len - 8, 8);
+        return w == x && y == z;
+    }
+    if (len >= 4) {
+        uint32_t w, x, y, z;
+        memcpy(&w, a, 4);
+        memcpy(&x, b, 4);
+        memcpy(&y, a + len - 4, 4);
+        memcpy(&z, b + len - 4, 4);
+        return w == x && y == z;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (a[i] != b[i]) return 0;
+    }
+    return 1;
+}
 size_t memprofPrefixesCount(const memprofPrefixes *s);
 size_t memprofPrefixesBytes(const memprofPrefixes *s);
 /* Row i (any order) with its keys, bytes and error bound. */

@@ -10,7 +10,9 @@
  * a cache miss per allocation on a large heap. Where the size is known
  * otherwise, it is computed instead: from an sds header that records its
  * allocation, or, with jemalloc, as the size class of the request the
- * allocation was made with (je_nallocx(), arithmetic only). With libc
+ * allocation was made with (a table of je_nallocx(), see
+ * memprofile_internal.h, where the per-key part of the walk is inline, for
+ * strings held in their header). With libc
  * malloc no request gives the size: glibc hands out a chunk of the request
  * plus 8 bytes rounded up to 16, but the whole of a free chunk when the
  * rest would be too small to split off (a 64-byte request may get 72 or 88
@@ -24,16 +26,17 @@
 #include "vset.h"
 #endif
 
-/* The usable size of 'ptr', allocated with a request of 'request' bytes. */
-static inline size_t memprofClassSize(void *ptr, size_t request) {
 #if defined(USE_JEMALLOC)
-    UNUSED(ptr);
-    return je_nallocx(request, 0);
-#else
-    UNUSED(request);
-    return zmalloc_size(ptr);
-#endif
+uint32_t memprofClassTable[MEMPROF_CLASS_TABLE_MAX / 8 + 1];
+
+void memprofSizeInit(void) {
+    if (memprofClassTable[0]) return;
+    for (size_t i = 0; i <= MEMPROF_CLASS_TABLE_MAX / 8; i++) memprofClassTable[i] = je_nallocx(i ? i * 8 : 1, 0);
 }
+#else
+void memprofSizeInit(void) {
+}
+#endif
 
 /* An element's sds: set members, skiplist elements, consumer names. Type 5
  * headers do not record the allocation; elements are made by sdsnewlen()
@@ -66,24 +69,6 @@ static size_t memprofZslNodeBytes(zskiplistNode *zn) {
     size_t request = sizeof(*zn) + height * sizeof(struct zskiplistLevel);
     return memprofClassSize(zn, request) + memprofSdsBytes(zn->ele);
 #endif
-}
-
-/* The object header: one allocation holding the header, the expire, the
- * embedded key and, for EMBSTR, the value. Keyspace objects are allocated
- * with exactly the request computed here; an EMBSTR value's sds records the
- * rest of the allocation, up to its end. */
-static size_t memprofHeaderBytes(robj *o) {
-    if (o->type == OBJ_STRING && o->encoding == OBJ_ENCODING_EMBSTR) {
-        sds val = objectGetVal(o);
-        return (size_t)((char *)val - (char *)o) + sdsalloc(val) + 1;
-    }
-    size_t request = sizeof(robj);
-    if (o->hasexpire) request += sizeof(long long);
-    if (o->hasembkey) {
-        sds key = objectGetKey(o);
-        request += 1 + sdsHdrSize(sdsType(key)) + sdslen(key) + 1;
-    }
-    return memprofClassSize(o, request);
 }
 
 /* A hashtable's entries, each sized by 'entryBytes' (NULL: the entries are
@@ -230,18 +215,16 @@ static size_t memprofStreamBytes(stream *s) {
     return bytes;
 }
 
-/* Everything a value owns, its elements included. Module values report
- * through mem_usage. */
-static size_t memprofValueBytes(robj *o, int dbid) {
-    size_t bytes = memprofHeaderBytes(o);
+/* What a value owns past its header, its elements included. Module values
+ * report through mem_usage. */
+static size_t memprofValueBytes(robj *o, const char *key, int dbid) {
+    size_t bytes = 0;
     if (o->type == OBJ_MODULE) {
         robj keyobj;
-        initStaticStringObject(keyobj, objectGetKey(o));
+        initStaticStringObject(keyobj, (sds)key);
         return bytes + zmalloc_size(objectGetVal(o)) + moduleGetMemUsage(&keyobj, o, 0, dbid);
     }
     switch (o->encoding) {
-    case OBJ_ENCODING_INT:
-    case OBJ_ENCODING_EMBSTR: return bytes; /* All in the header. */
     case OBJ_ENCODING_RAW: return bytes + memprofStringValueBytes(objectGetVal(o));
     case OBJ_ENCODING_LISTPACK:
     case OBJ_ENCODING_INTSET: return bytes + zmalloc_size(objectGetVal(o));
@@ -294,12 +277,10 @@ static size_t memprofVolatileSetBytes(robj *o) {
 #endif
 }
 
-/* A key's exact bytes: its value and every element. The one sizing walk,
- * for the save child (through rdb.c's callback) and the profile-only child
- * alike. What deleting the key frees, so a hash's volatile set is part of
- * it; those bytes are also added to *hash_meta. */
-size_t memprofObjectBytes(robj *o, int dbid, unsigned long long *hash_meta) {
-    size_t bytes = memprofValueBytes(o, dbid);
+/* What a key owns past its header (memprofKeyBytes()): its value, every
+ * element and, for a hash, its volatile set (also added to *hash_meta). */
+size_t memprofValueBytesSlow(robj *o, const char *key, int dbid, unsigned long long *hash_meta) {
+    size_t bytes = memprofValueBytes(o, key, dbid);
     if (o->type == OBJ_HASH && o->encoding == OBJ_ENCODING_HASHTABLE) {
         size_t meta = memprofVolatileSetBytes(o);
         bytes += meta;

@@ -19,15 +19,21 @@
  * exceed total/capacity is guaranteed to be in the table. Summaries of
  * several nodes merge by adding rows (and their error bounds).
  *
+ * An addition carries a weight (keys, bytes): the child adds the keys of a
+ * prefix that follow one another at once (memprofile_child.c), which the
+ * algorithm allows, its bounds holding for any weights.
+ *
  * The prefix table is an open-addressing index (linear probing, deletion by
- * backward shift) over a fixed array of entries. Only once the table is full
- * does it need the lightest entry: the entries are then arranged in a
- * min-heap by bytes, kept from then on. So while the prefixes fit (the
- * common case) a key costs one lookup and one addition; past that an
- * increase and an eviction cost O(log capacity). No allocation is made
- * after the table is full. */
+ * backward shift) over an array of entries that grows with the prefixes
+ * seen, up to the capacity. Only once the table is full does it need the
+ * lightest entry: the entries are then arranged in a min-heap by bytes,
+ * kept from then on. So while the prefixes fit (the common case) an
+ * addition costs one lookup; past that an increase and an eviction cost
+ * O(log capacity). No allocation is made after the table is full. */
 
 #include "memprofile_internal.h"
+
+#define PREFIX_HEAD 16
 
 /* ------------------------------------------------------------------------
  * Top keys
@@ -78,16 +84,14 @@ static void topKeysSiftUp(memprofTopKeys *t, size_t i) {
     }
 }
 
-unsigned long long memprofTopKeysOffer(memprofTopKeys *t, robj *o, int db, int encoding, unsigned long long bytes, long long ttl_ms) {
+unsigned long long memprofTopKeysOffer(memprofTopKeys *t, robj *o, const char *key, size_t keylen, int db, int encoding, unsigned long long bytes, long long ttl_ms) {
     int grow = t->count < t->capacity;
     if (!grow && (t->capacity == 0 || bytes <= t->heap[0].bytes)) return memprofTopKeysFloor(t);
     /* A new slot at the end, or the smallest key's place at the root. */
     memprofTopKey *k = grow ? &t->heap[t->count++] : &t->heap[0];
-    sds name = objectGetKey(o);
-    size_t len = sdslen(name);
     if (grow) k->name = sdsempty();
-    k->name = sdscpylen(k->name, name, len < MEMPROF_KEY_NAME_MAX ? len : MEMPROF_KEY_NAME_MAX);
-    k->name_len = len;
+    k->name = sdscpylen(k->name, key, keylen < MEMPROF_KEY_NAME_MAX ? keylen : MEMPROF_KEY_NAME_MAX);
+    k->name_len = keylen;
     k->db = db;
     k->encoding = encoding;
     k->bytes = bytes;
@@ -126,33 +130,40 @@ const memprofTopKey *memprofTopKeysGet(const memprofTopKeys *t, size_t i) {
 
 typedef struct prefixEntry {
     uint64_t hash;
-    uint32_t len; /* sdslen(name), without the sds type dispatch. */
-    sds name;
+    uint32_t len;      /* sdslen(name), without the sds type dispatch. */
+    uint32_t heap_pos; /* Once the table is full. */
     unsigned long long keys, bytes, error_bytes;
-    uint32_t heap_pos;
-} prefixEntry;
+    sds name;
+    char head[PREFIX_HEAD]; /* The name's first bytes, zero padded: names this
+                             * short are compared here, without the sds. */
+} prefixEntry;              /* 64 bytes: one cache line. */
 
 #define PREFIX_EMPTY UINT32_MAX
+#define PREFIX_MIN_SLOTS 16
 
+/* The arrays grow with the prefixes seen, up to the capacity: a profile
+ * whose names share few prefixes touches a few cache lines, not the whole
+ * capacity's (an index of 2 x capacity slots, 64 bytes an entry). */
 struct memprofPrefixes {
     size_t capacity, count;
+    size_t allocated; /* Entries allocated, at most capacity. */
     prefixEntry *entries;
-    uint32_t *heap;  /* Entry indexes, min-heap by bytes. */
+    uint32_t *heap;  /* Entry indexes, min-heap by bytes, once the table is full. */
     uint32_t *index; /* Open addressing: entry index or PREFIX_EMPTY. */
     size_t index_mask;
 };
 
-memprofPrefixes *memprofPrefixesCreate(size_t capacity) {
-    memprofPrefixes *s = zcalloc(sizeof(*s));
-    if (capacity == 0) capacity = 1;
-    size_t slots = 2;
-    while (slots < capacity * 2) slots <<= 1;
-    s->capacity = capacity;
-    s->entries = zcalloc(sizeof(prefixEntry) * capacity);
-    s->heap = zmalloc(sizeof(uint32_t) * capacity);
+static void prefixIndexInit(memprofPrefixes *s, size_t slots) {
     s->index = zmalloc(sizeof(uint32_t) * slots);
     memset(s->index, 0xff, sizeof(uint32_t) * slots);
     s->index_mask = slots - 1;
+}
+
+memprofPrefixes *memprofPrefixesCreate(size_t capacity) {
+    memprofPrefixes *s = zcalloc(sizeof(*s));
+    if (capacity == 0) capacity = 1;
+    s->capacity = capacity;
+    prefixIndexInit(s, PREFIX_MIN_SLOTS);
     return s;
 }
 
@@ -192,31 +203,13 @@ static void prefixSiftDown(memprofPrefixes *s, size_t i) {
     }
 }
 
-/* Whether an entry holds this prefix. Short prefixes, the usual case, are
- * compared in two overlapping loads without a call. */
+/* Whether an entry holds this prefix. Names of up to PREFIX_HEAD bytes, the
+ * usual case, are compared with the entry's head in two overlapping loads. */
 static inline int prefixEquals(const prefixEntry *pe, const char *prefix, size_t len, uint64_t hash) {
     if (pe->hash != hash || pe->len != len) return 0;
-    if (len > 16) return memcmp(pe->name, prefix, len) == 0;
-    if (len >= 8) {
-        uint64_t a, b, c, d;
-        memcpy(&a, pe->name, 8);
-        memcpy(&b, prefix, 8);
-        memcpy(&c, pe->name + len - 8, 8);
-        memcpy(&d, prefix + len - 8, 8);
-        return a == b && c == d;
-    }
-    if (len >= 4) {
-        uint32_t a, b, c, d;
-        memcpy(&a, pe->name, 4);
-        memcpy(&b, prefix, 4);
-        memcpy(&c, pe->name + len - 4, 4);
-        memcpy(&d, prefix + len - 4, 4);
-        return a == b && c == d;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (pe->name[i] != prefix[i]) return 0;
-    }
-    return 1;
+    if (len <= 8) return 1; /* Such a prefix is its own hash (memprofPrefixesAdd()). */
+    if (len > PREFIX_HEAD) return memcmp(pe->name, prefix, len) == 0;
+    return memprofSameBytes(pe->head, prefix, len);
 }
 
 /* The index slot holding the entry for this prefix, or the empty slot where
@@ -226,8 +219,7 @@ static inline size_t prefixFind(const memprofPrefixes *s, const char *prefix, si
     for (;;) {
         uint32_t e = s->index[i];
         if (e == PREFIX_EMPTY) return i;
-        const prefixEntry *pe = &s->entries[e];
-        if (prefixEquals(pe, prefix, len, hash)) return i;
+        if (prefixEquals(&s->entries[e], prefix, len, hash)) return i;
         i = (i + 1) & s->index_mask;
     }
 }
@@ -251,52 +243,92 @@ static void prefixIndexDelete(memprofPrefixes *s, size_t i) {
     s->index[i] = PREFIX_EMPTY;
 }
 
-void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long bytes) {
-    size_t slot = prefixFind(s, prefix, len, hash);
-    uint32_t e = s->index[slot];
-    if (e != PREFIX_EMPTY) {
-        prefixEntry *pe = &s->entries[e];
-        pe->keys++;
-        pe->bytes += bytes;
-        /* Only a full table keeps its heap. Heavy prefixes sink to the
-         * leaves, where there is nothing to do. */
-        if (s->count == s->capacity && 2 * (size_t)pe->heap_pos + 1 < s->count) prefixSiftDown(s, pe->heap_pos);
-        return;
+/* Room for one more entry: the entries array doubles up to the capacity,
+ * the index doubles to stay at most half full. */
+static void prefixGrow(memprofPrefixes *s) {
+    if (s->count == s->allocated) {
+        size_t n = s->allocated ? s->allocated * 2 : 8;
+        if (n > s->capacity) n = s->capacity;
+        s->entries = zrealloc(s->entries, sizeof(prefixEntry) * n);
+        s->allocated = n;
     }
-    if (s->count < s->capacity) {
-        e = s->count++;
-        prefixEntry *pe = &s->entries[e];
-        pe->hash = hash;
-        pe->name = sdsnewlen(prefix, len);
-        pe->len = len;
-        pe->keys = 1;
-        pe->bytes = bytes;
-        pe->error_bytes = 0;
-        pe->heap_pos = e;
-        s->heap[e] = e;
-        s->index[slot] = e;
-        /* The table is full from now on: arrange the heap once. */
-        if (s->count == s->capacity) {
-            for (size_t i = s->count / 2; i-- > 0;) prefixSiftDown(s, i);
-        }
-        return;
+    size_t slots = s->index_mask + 1;
+    if (2 * (s->count + 1) <= slots) return;
+    zfree(s->index);
+    prefixIndexInit(s, slots * 2);
+    for (size_t e = 0; e < s->count; e++) {
+        const prefixEntry *pe = &s->entries[e];
+        s->index[prefixFind(s, pe->name, pe->len, pe->hash)] = e;
     }
-    /* Full: the lightest entry gives its place and its figures. */
-    e = s->heap[0];
+}
+
+static void prefixSetName(prefixEntry *pe, const char *prefix, size_t len, uint64_t hash) {
+    pe->hash = hash;
+    pe->len = len;
+    memset(pe->head, 0, sizeof(pe->head));
+    memcpy(pe->head, prefix, len < PREFIX_HEAD ? len : PREFIX_HEAD);
+}
+
+/* A prefix not in the table, which has room: a new entry. */
+static __attribute__((noinline)) void prefixInsert(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long keys, unsigned long long bytes) {
+    prefixGrow(s);
+    size_t slot = prefixFind(s, prefix, len, hash); /* The index may have grown. */
+    uint32_t e = s->count++;
+    prefixEntry *pe = &s->entries[e];
+    prefixSetName(pe, prefix, len, hash);
+    pe->name = sdsnewlen(prefix, len);
+    pe->keys = keys;
+    pe->bytes = bytes;
+    pe->error_bytes = 0;
+    pe->heap_pos = e;
+    s->index[slot] = e;
+    /* The table is full from now on: arrange the heap once. */
+    if (s->count == s->capacity) {
+        s->heap = zmalloc(sizeof(uint32_t) * s->capacity);
+        for (size_t i = 0; i < s->count; i++) s->heap[i] = i;
+        for (size_t i = s->count / 2; i-- > 0;) prefixSiftDown(s, i);
+    }
+}
+
+/* A prefix not in the full table: the lightest entry gives its place and
+ * its figures. */
+static __attribute__((noinline)) void prefixEvict(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long keys, unsigned long long bytes) {
+    uint32_t e = s->heap[0];
     prefixEntry *pe = &s->entries[e];
     prefixIndexDelete(s, prefixFind(s, pe->name, pe->len, pe->hash));
-    pe->hash = hash;
+    prefixSetName(pe, prefix, len, hash);
     pe->name = sdscpylen(pe->name, prefix, len);
-    pe->len = len;
     pe->error_bytes = pe->bytes;
-    pe->keys++;
+    pe->keys += keys;
     pe->bytes += bytes;
     s->index[prefixFind(s, prefix, len, hash)] = e;
     prefixSiftDown(s, 0);
 }
 
+/* The caller's hash of a prefix of up to 8 bytes is the prefix itself: its
+ * bytes as a word, zero padded (memprofile_child.c), so that an equal hash
+ * and length are an equal prefix. */
+void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long keys, unsigned long long bytes) {
+    uint32_t e = s->index[prefixFind(s, prefix, len, hash)];
+    if (e != PREFIX_EMPTY) {
+        prefixEntry *pe = &s->entries[e];
+        pe->keys += keys;
+        pe->bytes += bytes;
+        /* Only a full table keeps its heap. Heavy prefixes sink to the
+         * leaves, where there is nothing to do. */
+        if (s->heap && 2 * (size_t)pe->heap_pos + 1 < s->count) prefixSiftDown(s, pe->heap_pos);
+        return;
+    }
+    if (s->count < s->capacity)
+        prefixInsert(s, prefix, len, hash, keys, bytes);
+    else
+        prefixEvict(s, prefix, len, hash, keys, bytes);
+}
+
 size_t memprofPrefixesBytes(const memprofPrefixes *s) {
-    size_t bytes = zmalloc_size((void *)s) + zmalloc_size(s->entries) + zmalloc_size(s->heap) + zmalloc_size(s->index);
+    size_t bytes = zmalloc_size((void *)s) + zmalloc_size(s->index);
+    if (s->entries) bytes += zmalloc_size(s->entries);
+    if (s->heap) bytes += zmalloc_size(s->heap);
     for (size_t i = 0; i < s->count; i++) bytes += sdsAllocSize(s->entries[i].name);
     return bytes;
 }
@@ -308,7 +340,7 @@ size_t memprofPrefixesCount(const memprofPrefixes *s) {
 void memprofPrefixesGet(const memprofPrefixes *s, size_t i, const char **prefix, size_t *len, unsigned long long *keys, unsigned long long *bytes, unsigned long long *error_bytes) {
     const prefixEntry *pe = &s->entries[i];
     *prefix = pe->name;
-    *len = sdslen(pe->name);
+    *len = pe->len;
     *keys = pe->keys;
     *bytes = pe->bytes;
     *error_bytes = pe->error_bytes;
