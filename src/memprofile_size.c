@@ -137,11 +137,15 @@ static size_t memprofHashtableBytes(hashtable *ht, memprofEntryBytesFn entryByte
 }
 #endif
 
+/* Structs of a fixed size (quicklist nodes, the zset and its skiplist,
+ * streams, their groups, consumers and NACKs) are allocated with a request
+ * of that size (and moved by defrag within their class): their class, not a
+ * lookup by pointer. */
 static size_t memprofQuicklistBytes(quicklist *ql) {
     size_t bytes = zmalloc_size(ql);
     for (quicklistNode *node = ql->head; node; node = node->next) {
         /* A compressed node's entry is its quicklistLZF allocation. */
-        bytes += zmalloc_size(node) + zmalloc_size(node->entry);
+        bytes += memprofClassSize(node, sizeof(quicklistNode)) + zmalloc_size(node->entry);
     }
     return bytes;
 }
@@ -168,9 +172,13 @@ static size_t memprofZsetNodeBytes(void *entry) {
  * sizing needs no walk), by the hashtable's scan with libc malloc (which
  * walks it anyway). */
 static size_t memprofZsetBytes(zset *zs) {
-    size_t bytes = zmalloc_size(zs) + zmalloc_size(zs->zsl);
-#if !MEMPROF_BASE_9
-    bytes += zmalloc_size(zs->zsl->header); /* 9.1 keeps the header node inside the zskiplist. */
+    size_t bytes = memprofClassSize(zs, sizeof(zset));
+#if MEMPROF_BASE_9
+    /* The header node is inside the zskiplist, with every level (zslCreate()). */
+    bytes += memprofClassSize(zs->zsl, sizeof(zskiplist) + (ZSKIPLIST_MAXLEVEL - 1) * sizeof(struct zskiplistLevel));
+#else
+    bytes += memprofClassSize(zs->zsl, sizeof(zskiplist)) +
+             memprofClassSize(zs->zsl->header, sizeof(zskiplistNode) + ZSKIPLIST_MAXLEVEL * sizeof(struct zskiplistLevel));
 #endif
 #if defined(USE_JEMALLOC)
     bytes += memprofHashtableBytes(zs->ht, NULL);
@@ -182,7 +190,7 @@ static size_t memprofZsetBytes(zset *zs) {
 }
 
 static size_t memprofStreamBytes(stream *s) {
-    size_t bytes = zmalloc_size(s) + raxAllocSize(s->rax);
+    size_t bytes = memprofClassSize(s, sizeof(stream)) + raxAllocSize(s->rax);
     raxIterator ri;
     raxStart(&ri, s->rax);
     raxSeek(&ri, "^", NULL, 0);
@@ -195,19 +203,19 @@ static size_t memprofStreamBytes(stream *s) {
     raxSeek(&ri, "^", NULL, 0);
     while (raxNext(&ri)) {
         streamCG *cg = ri.data;
-        bytes += zmalloc_size(cg) + raxAllocSize(cg->pel) + raxAllocSize(cg->consumers);
+        bytes += memprofClassSize(cg, sizeof(streamCG)) + raxAllocSize(cg->pel) + raxAllocSize(cg->consumers);
         raxIterator it;
         /* NACKs are shared by the group PEL and the consumer PELs: count
          * them once, here. */
         raxStart(&it, cg->pel);
         raxSeek(&it, "^", NULL, 0);
-        while (raxNext(&it)) bytes += zmalloc_size(it.data);
+        while (raxNext(&it)) bytes += memprofClassSize(it.data, sizeof(streamNACK));
         raxStop(&it);
         raxStart(&it, cg->consumers);
         raxSeek(&it, "^", NULL, 0);
         while (raxNext(&it)) {
             streamConsumer *c = it.data;
-            bytes += zmalloc_size(c) + memprofSdsBytes(c->name) + raxAllocSize(c->pel);
+            bytes += memprofClassSize(c, sizeof(streamConsumer)) + memprofSdsBytes(c->name) + raxAllocSize(c->pel);
         }
         raxStop(&it);
     }

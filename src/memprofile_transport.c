@@ -156,6 +156,14 @@ static int cmpIndexedBytesDesc(const void *a, const void *b) {
     return x->index - y->index;
 }
 
+/* The child's slot list being sorted (by cmpSlotOrder(): the child is
+ * single-threaded). */
+static const memprofIndexed *sorting_slots;
+
+static int cmpSlotOrder(const void *a, const void *b) {
+    return cmpIndexedBytesDesc(&sorting_slots[*(const uint16_t *)a], &sorting_slots[*(const uint16_t *)b]);
+}
+
 static int cmpTopKeys(const void *a, const void *b) {
     const memprofTopKey *x = *(const memprofTopKey *const *)a, *y = *(const memprofTopKey *const *)b;
     if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
@@ -232,14 +240,18 @@ size_t memprofTransportWrite(const memprofRegion *region, const memprofFigures *
         zfree(refs);
     }
 
-    memprofIndexed *sorted = zmalloc(sizeof(*sorted) * (nslots ? nslots : 1));
-    if (nslots) memcpy(sorted, slots, sizeof(*sorted) * nslots);
-    qsort(sorted, nslots, sizeof(*sorted), cmpIndexedBytesDesc);
+    /* Slots: largest first. What is sorted is their positions in the list,
+     * two bytes each, not the list's records (a few hundred KB to copy). */
+    uint16_t *order = zmalloc(sizeof(*order) * (nslots ? nslots : 1));
+    for (size_t i = 0; i < nslots; i++) order[i] = i;
+    sorting_slots = slots;
+    if (nslots) qsort(order, nslots, sizeof(*order), cmpSlotOrder);
     for (size_t i = 0; i < nslots; i++) {
-        indexedRecord r = {sorted[i].index, sorted[i].keys, sorted[i].bytes};
+        const memprofIndexed *x = &slots[order[i]];
+        indexedRecord r = {x->index, x->keys, x->bytes};
         encodeBytes(&w, &r, sizeof(r));
     }
-    zfree(sorted);
+    zfree(order);
     h.nslots = nslots;
 
     for (size_t i = 0; i < region->limits.groups; i++) {
