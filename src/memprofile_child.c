@@ -81,8 +81,8 @@ static inline int memprofHistBucket(unsigned long long bytes) {
  * of every byte at once finds the delimiters; a prefix that ends there is
  * its own hash: its bytes as a word, zero padded (with its length, which
  * the summary compares too, it is the prefix). The rest of the name is
- * searched with memchr(); a longer prefix's hash carries the state of the
- * words before it: the state after the words it covers whole, mixed with
+ * read the same way; a longer prefix's hash carries the state of the words
+ * before it: the state after the words it covers whole, mixed with
  * the zero-padded rest and its length, so that no depth hashes the shared
  * part again. No byte past the name is read: a word that would pass its
  * end is read overlapping the one before it, or in pieces.
@@ -181,30 +181,30 @@ static inline void memprofAccountPrefix(int d, const char *name, size_t len, uin
     r->bytes = bytes;
 }
 
-/* The next delimiter in key[at..len), or NULL. */
-static inline const char *memprofNextDelimiter(const char *key, size_t at, size_t len) {
-    if (child.single_delimiter >= 0) return memchr(key + at, child.single_delimiter, len - at);
-    for (size_t i = at; i < len; i++) {
-        if (child.delimiter[(unsigned char)key[i]]) return key + i;
-    }
-    return NULL;
-}
-
 /* The prefixes that end past the first word, from the depth 'd' on; w is
- * the first word. The rest of the name is searched with memchr() (wide
- * loads), and the hash state advanced over the words up to each delimiter
- * found only: bytes past the last one are not hashed. */
+ * the first word. The rest of the name is read a word at a time as the
+ * first one (memchr() would read whole aligned vectors, cache lines past
+ * the name among them), and the hash state advanced over the words up to
+ * each delimiter found only: bytes past the last one are not hashed. */
 static int memprofAccountLongPrefixes(const char *key, size_t len, uint64_t w, int d, unsigned long long bytes) {
+    const uint64_t single = child.delimiter_word;
     uint64_t h = memprofHashStep(MEMPROF_HASH_SEED, w); /* Over key[0..hashed), whole words. */
     size_t hashed = 8;
-    for (size_t at = 8; at < len && d < child.depth; d++) {
-        const char *delim = memprofNextDelimiter(key, at, len);
-        if (!delim) break;
-        size_t end = (size_t)(delim - key) + 1;
-        for (; hashed + 8 <= end; hashed += 8) h = memprofHashStep(h, memprofLoad64(key + hashed));
-        uint64_t tail = end > hashed ? memprofLoadTail(key + hashed, end - hashed, end) : 0;
-        memprofAccountPrefix(d, key, end, memprofHashEnd(h, tail, end), bytes);
-        at = end;
+    for (size_t at = 8; at < len; at += 8) {
+        size_t n = len - at;
+        if (n >= 8) {
+            w = memprofLoad64(key + at);
+            n = 8;
+        } else {
+            w = memprofLoadTail(key + at, n, len);
+        }
+        for (uint64_t m = memprofDelimiterBytes(w, single) & memprofLowMask[n]; m; m &= m - 1) {
+            size_t j = ((size_t)__builtin_ctzll(m) >> 3) + 1, end = at + j;
+            for (; hashed + 8 <= end; hashed += 8) h = memprofHashStep(h, memprofLoad64(key + hashed));
+            uint64_t tail = end > hashed ? w & memprofLowMask[j] : 0;
+            memprofAccountPrefix(d, key, end, memprofHashEnd(h, tail, end), bytes);
+            if (++d == child.depth) return d;
+        }
     }
     return d;
 }
@@ -434,10 +434,27 @@ static size_t memprofChildStateBytes(void) {
 
 /* MEMORY PROFILE START's child: the same accounting as a profiling save's,
  * over every db, without serializing anything. Progress goes to the parent
- * about once a second, as a save's does. The iterator prefetches each
- * entry's value ahead of it (HASHTABLE_ITER_PREFETCH_VALUES, as the save
- * does); it is not a safe one: the child changes nothing, and a safe
- * iterator would write to the table (copy-on-write pages for nothing). */
+ * about once a second, as a save's does.
+ *
+ * With no serialization between two keys, the walk waits on memory: each
+ * key's object, and a value held outside it, are cache misses. The walk
+ * is a software pipeline over the iterator: an entry is prefetched when
+ * the iterator yields it, its value MEMPROF_VALUE_AHEAD entries before it
+ * is accounted, so that both have arrived by then (measured against
+ * upstream's HASHTABLE_ITER_PREFETCH_VALUES, which prefetches a bucket's
+ * values when the iterator enters it: 0.18 s against 0.29 s of child CPU
+ * on 3M small strings). The iterator is not a safe one: the child changes
+ * nothing, and a safe iterator would write to the table (copy-on-write
+ * pages for nothing). */
+#define MEMPROF_PIPELINE 32 /* A power of two. */
+#define MEMPROF_VALUE_AHEAD 12
+
+static inline void memprofPrefetchValue(robj *o) {
+    /* The object's next cache line: the rest of its embedded key and, for
+     * EMBSTR, its value and the value's header, which sizing reads. */
+    valkey_prefetch((char *)o + 64);
+    if (o->encoding != OBJ_ENCODING_EMBSTR && o->encoding != OBJ_ENCODING_INT) valkey_prefetch(objectGetVal(o));
+}
 
 /* memory-profile-walk-floor (hidden, for make bench): the walk alone, each
  * key's object, name and first value byte read and nothing accounted, so
@@ -460,12 +477,27 @@ int memprofProfileChildMain(void) {
         serverDb *db = memprofDb(j);
         if (!db) continue; /* Never used (9.1 creates dbs lazily). */
         /* Keys of slots being imported hold memory too (rdbSaveDb() saves them). */
-        kvstoreIterator *it =
-            kvstoreIteratorInit(db->keys, HASHTABLE_ITER_PREFETCH_VALUES | HASHTABLE_ITER_INCLUDE_IMPORTING);
+        kvstoreIterator *it = kvstoreIteratorInit(db->keys, HASHTABLE_ITER_INCLUDE_IMPORTING);
+        robj *ring[MEMPROF_PIPELINE];
+        int ring_slot[MEMPROF_PIPELINE]; /* The table (slot) each entry came from. */
+        size_t head = 0, tail = 0;       /* Entries ring[head..tail) are in flight. */
         void *next;
-        while (kvstoreIteratorNext(it, &next)) {
-            robj *o = next;
-            account(o, objectGetKey(o), objectGetExpire(o), j, kvstoreIteratorGetCurrentHashtableIndex(it));
+        int more = 1;
+        while (1) {
+            while (more && tail - head < MEMPROF_PIPELINE) {
+                if (!kvstoreIteratorNext(it, &next)) {
+                    more = 0;
+                    break;
+                }
+                valkey_prefetch(next);
+                ring_slot[tail & (MEMPROF_PIPELINE - 1)] = kvstoreIteratorGetCurrentHashtableIndex(it);
+                ring[tail++ & (MEMPROF_PIPELINE - 1)] = next;
+            }
+            if (head == tail) break;
+            if (tail - head > MEMPROF_VALUE_AHEAD) memprofPrefetchValue(ring[(head + MEMPROF_VALUE_AHEAD) & (MEMPROF_PIPELINE - 1)]);
+            int slot = ring_slot[head & (MEMPROF_PIPELINE - 1)];
+            robj *o = ring[head++ & (MEMPROF_PIPELINE - 1)];
+            account(o, objectGetKey(o), objectGetExpire(o), j, slot);
             if ((keys++ & 1023) == 0) {
                 long long now = mstime();
                 if (now - info_updated >= 1000) {
