@@ -19,6 +19,9 @@
 
 #include "memprofile_internal.h"
 #include "cluster.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #if MEMPROF_BASE_9
 #include "cluster_migrateslots.h"
 #endif
@@ -189,8 +192,18 @@ static inline void memprofAccountPrefix(int d, const char *name, size_t len, uin
 static int memprofAccountLongPrefixes(const char *key, size_t len, uint64_t w, int d, unsigned long long bytes) {
     const uint64_t single = child.delimiter_word;
     uint64_t h = memprofHashStep(MEMPROF_HASH_SEED, w); /* Over key[0..hashed), whole words. */
-    size_t hashed = 8;
-    for (size_t at = 8; at < len; at += 8) {
+    size_t hashed = 8, at = 8;
+#if defined(__SSE2__)
+    /* Long names: sixteen bytes without a delimiter at a time, within the
+     * name, before the words. */
+    if (single) {
+        const __m128i pattern = _mm_set1_epi8((char)child.single_delimiter);
+        while (at + 16 <= len &&
+               !_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(key + at)), pattern)))
+            at += 16;
+    }
+#endif
+    for (; at < len; at += 8) {
         size_t n = len - at;
         if (n >= 8) {
             w = memprofLoad64(key + at);
