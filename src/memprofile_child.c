@@ -196,7 +196,7 @@ static int memprofAccountLongPrefixes(const char *key, size_t len, uint64_t w, i
 #if defined(__SSE2__)
     /* Long names: sixteen bytes without a delimiter at a time, within the
      * name, before the words. */
-    if (single) {
+    if (single && at + 16 <= len) {
         const __m128i pattern = _mm_set1_epi8((char)child.single_delimiter);
         while (at + 16 <= len &&
                !_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(key + at)), pattern)))
