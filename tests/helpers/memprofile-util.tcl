@@ -116,6 +116,9 @@ proc mp_keyspace_slack {{tables 1}} {
 # requests, plus their slack on this allocator). Nothing runs between the
 # reads but DEBUG HTSTATS, which changes no table.
 proc mp_allocator_view {{tables 1}} {
+    # Nothing left for the lazyfree thread to free: on a loaded machine it
+    # can lag behind a DEBUG RELOAD or an asynchronous flush.
+    wait_lazyfree_done r
     set stats [r memory stats]
     set lut [expr {[dict get $stats overhead.db.hashtable.lut] + [mp_keyspace_slack $tables]}]
     list [dict get $stats total.allocated] $lut

@@ -71,6 +71,9 @@ start_server {overrides {save "" enable-debug-command yes}} {
             set digest [r debug digest]
             set prev [mp_info_dict]
             set count [mp_log_count]
+            # The last case's DEBUG RELOAD freed its dataset: wait until the
+            # lazyfree thread has (it can lag on a loaded machine).
+            wait_lazyfree_done r
             set used [s used_memory]
             # The allocator's peak of the main thread's allocated bytes
             # (allocated minus freed) since it started: it sees what the
@@ -85,6 +88,7 @@ start_server {overrides {save "" enable-debug-command yes}} {
             verify_log_message 0 "*RDB memory profile not published: $reason*" 0
             # Refusing it leaves nothing behind in the parent, and reading
             # it allocated no more than the report's own size.
+            wait_lazyfree_done r
             assert_range [s used_memory] [expr {$used - 65536}] [expr {$used + 65536}]
             if {[mp_is_jemalloc]} {
                 assert_range [r debug mallctl thread.peak.read] $peak [expr {$peak + 65536}]
