@@ -7,15 +7,17 @@
 /* The save child's side of a profile.
  *
  * memprofChildBegin() measures what exists only at the fork instant and
- * hands rdb.c the per-key callback; rdbSaveObject() calls it for every key
- * it serializes, with the bytes its element loops sized. The callback adds
- * the key to the type/encoding counters, the TTL horizon, its type's
- * histogram, its db and cluster slot, the top keys of its type, the
- * prefix summaries and the key groups it is in. memprofChildSend() writes the report for the parent.
+ * hands rdb.c the per-key callback; rdbSaveDb()'s loop calls it for every
+ * key it saves, with the key's name, expire, db and table (slot). The
+ * callback sizes the key (memprofile_size.c) and adds it to the
+ * type/encoding counters, the TTL horizon, its type's histogram, its db
+ * and cluster slot, the top keys of its type, the prefix summaries and the
+ * key groups it is in. memprofChildSend() writes the report for the parent.
  *
  * The per-key path makes no allocation unless a key enters the top keys or
  * a new prefix enters a summary, and no allocator size lookup beyond what
- * sizing the value needs. */
+ * sizing the value needs; a string held in its header alone is sized and
+ * counted without a call. */
 
 #include "memprofile_internal.h"
 #include "cluster.h"
@@ -37,6 +39,8 @@ typedef struct memprofPrefixRun {
 static struct {
     memprofFigures f;
     memprofCount *dbs;   /* server.dbnum entries. */
+    int db;                 /* The db being walked, or -1. */
+    memprofCount db_start;  /* The totals when the walk entered it. */
     int cluster;                /* Slots are counted (cluster mode). */
     memprofIndexed *slot_runs;  /* The keys of each slot as the walk meets them, in its order. */
     size_t nruns, runs_alloc;
@@ -184,15 +188,16 @@ static inline void memprofAccountPrefix(int d, const char *name, size_t len, uin
     r->bytes = bytes;
 }
 
-/* The prefixes that end past the first word, from the depth 'd' on; w is
- * the first word. The rest of the name is read a word at a time as the
- * first one (memchr() would read whole aligned vectors, cache lines past
- * the name among them), and the hash state advanced over the words up to
- * each delimiter found only: bytes past the last one are not hashed. */
-static int memprofAccountLongPrefixes(const char *key, size_t len, uint64_t w, int d, unsigned long long bytes) {
+/* The prefixes that end past the first word, from the depth 'd' on. The
+ * rest of the name is read a word at a time as the first one (memchr()
+ * would read whole aligned vectors, cache lines past the name among them),
+ * and the hash state advanced over the words up to each delimiter found
+ * only: bytes past the last one are not hashed. */
+static int memprofAccountLongPrefixes(const char *key, size_t len, int d, unsigned long long bytes) {
     const uint64_t single = child.delimiter_word;
-    uint64_t h = memprofHashStep(MEMPROF_HASH_SEED, w); /* Over key[0..hashed), whole words. */
-    size_t hashed = 8, at = 8;
+    uint64_t w;
+    uint64_t h = MEMPROF_HASH_SEED; /* Over key[0..hashed), whole words: none until a delimiter is found. */
+    size_t hashed = 0, at = 8;
 #if defined(__SSE2__)
     /* Long names: sixteen bytes without a delimiter at a time, within the
      * name, before the words. */
@@ -222,7 +227,7 @@ static int memprofAccountLongPrefixes(const char *key, size_t len, uint64_t w, i
     return d;
 }
 
-static inline void memprofAccountPrefixes(const char *key, size_t keylen, unsigned long long bytes) {
+static inline __attribute__((always_inline)) void memprofAccountPrefixes(const char *key, size_t keylen, unsigned long long bytes) {
     size_t len = keylen < MEMPROF_PREFIX_MAX ? keylen : MEMPROF_PREFIX_MAX;
     const uint64_t single = child.delimiter_word;
     const int depth = child.depth;
@@ -235,10 +240,39 @@ static inline void memprofAccountPrefixes(const char *key, size_t keylen, unsign
             memprofAccountPrefix(d, key, end, w & memprofLowMask[end], bytes);
             if (++d == depth) return;
         }
-        if (len > 8) d = memprofAccountLongPrefixes(key, len, w, d, bytes);
+        if (len > 8) {
+            /* Up to 16 bytes, the rest is one word (read overlapping the
+             * first): most names have no delimiter there, and take no call. */
+            if (len > 16 || memprofDelimiterBytes(memprofLoad64(key + len - 8) >> (8 * (16 - len)), single) & memprofLowMask[len - 8])
+                d = memprofAccountLongPrefixes(key, len, d, bytes);
+        }
     }
     /* A name without a delimiter counts under the empty prefix. */
     if (d == 0) memprofAccountPrefix(0, "", 0, 0, bytes);
+}
+
+/* The keys counted so far, every encoding's. */
+static memprofCount memprofTotalsOf(const memprofFigures *f) {
+    memprofCount all = {0, 0};
+    for (int e = 0; e < MEMPROF_ENC_COUNT; e++) {
+        all.keys += f->enc[e].keys;
+        all.bytes += f->enc[e].bytes;
+    }
+    return all;
+}
+
+/* The walks go through the dbs one after another: a db's figures are the
+ * growth of the totals while its keys are walked, added when the walk
+ * leaves it (before the first key of the next db is counted, and at the
+ * end). */
+static __attribute__((noinline)) void memprofDbChange(int dbid) {
+    memprofCount all = memprofTotalsOf(&child.f);
+    if (child.db >= 0) {
+        child.dbs[child.db].keys += all.keys - child.db_start.keys;
+        child.dbs[child.db].bytes += all.bytes - child.db_start.bytes;
+    }
+    child.db_start = all;
+    child.db = dbid;
 }
 
 /* Lists of the dbs or slots that have keys. */
@@ -286,35 +320,32 @@ static memprofIndexed *memprofSlotsOf(size_t *n) {
     return child.slot_runs;
 }
 
-/* The accounting of one key: 'deep' is a constant in each of the two
- * callbacks below, so that a profile without top keys, prefixes, slots or
- * groups runs none of their code. */
-static inline __attribute__((always_inline)) void memprofAccount(robj *o, sds key, long long expire, int dbid, int slot, int deep) {
+/* The accounting of one key of 'bytes': 'deep' is a constant in each of
+ * the callbacks below, so that a profile without top keys, prefixes, slots
+ * or groups runs none of their code. */
+static inline __attribute__((always_inline)) void memprofAccount(robj *o, sds key, size_t keylen, unsigned long long bytes, long long expire, int dbid, int slot, int deep) {
     unsigned char te = child.type_enc[*(unsigned char *)o];
     int enc = te & 15, type = te >> 4;
     memprofFigures *f = &child.f;
-    size_t keylen = sdslen(key);
-    unsigned long long bytes = memprofKeyBytes(o, key, keylen, dbid, &f->kv_hash_vsets);
 
+    if (dbid != child.db) memprofDbChange(dbid);
     f->enc[enc].keys++;
     f->enc[enc].bytes += bytes;
-
+    /* Keys without a TTL and a db's keys are counted by difference
+     * (memprofTotalsOf()): nothing to add for them here. */
     long long ttl_ms = -1;
-    int ttl = MEMPROF_TTL_NONE;
     if (expire != -1) {
         ttl_ms = expire - child.now_ms;
-        ttl = memprofTtlBucket(ttl_ms);
+        int ttl = memprofTtlBucket(ttl_ms);
         if (ttl_ms < 0) ttl_ms = 0;
+        f->ttl[ttl].keys++;
+        f->ttl[ttl].bytes += bytes;
     }
-    f->ttl[ttl].keys++;
-    f->ttl[ttl].bytes += bytes;
 
     int b = memprofHistBucket(bytes);
     f->hist[type][b].keys++;
     f->hist[type][b].bytes += bytes;
 
-    child.dbs[dbid].keys++;
-    child.dbs[dbid].bytes += bytes;
     if (!deep) return;
 
     if (child.cluster) {
@@ -339,14 +370,63 @@ static inline __attribute__((always_inline)) void memprofAccount(robj *o, sds ke
     }
 }
 
+/* A key's bytes without a call, where its header holds it all (INT, EMBSTR:
+ * the strings of most keyspaces) and the header's size class is in the
+ * table: then the callback needs no saved register either. */
+static inline __attribute__((always_inline)) int memprofInlineBytes(robj *o, const char *key, size_t keylen, unsigned long long *bytes) {
+#if MEMPROF_BASE_9
+    if (o->encoding == OBJ_ENCODING_EMBSTR && o->hasembkey) {
+        *bytes = memprofEmbstrBytesOf(o, memprofEmbstrAfterKey(key, keylen));
+        return 1;
+    }
+#else
+    if (o->encoding == OBJ_ENCODING_EMBSTR) {
+        *bytes = memprofEmbstrBytes(o, key, keylen);
+        return 1;
+    }
+#endif
+#if defined(USE_JEMALLOC)
+    if (o->encoding == OBJ_ENCODING_INT) {
+        size_t request = memprofHeaderRequest(o, key, keylen);
+        if (request <= MEMPROF_CLASS_TABLE_MAX) {
+            *bytes = memprofClassTable[(request + 7) >> 3];
+            return 1;
+        }
+    }
+#endif
+    return 0;
+}
+
+/* Any other key: its value sized by the sizing walk. */
+static __attribute__((noinline)) void memprofAccountSized(robj *o, sds key, long long expire, int dbid, int slot, int deep) {
+    size_t keylen = sdslen(key);
+    unsigned long long bytes = memprofKeyBytes(o, key, keylen, dbid, &child.f.kv_hash_vsets);
+    if (deep)
+        memprofAccount(o, key, keylen, bytes, expire, dbid, slot, 1);
+    else
+        memprofAccount(o, key, keylen, bytes, expire, dbid, slot, 0);
+}
+
 /* The type and encoding counters, the TTL horizon, the histograms, the dbs. */
 static void memprofAccountBasic(robj *o, sds key, long long expire, int dbid, int slot) {
-    memprofAccount(o, key, expire, dbid, slot, 0);
+    size_t keylen = sdslen(key);
+    unsigned long long bytes;
+    if (!memprofInlineBytes(o, key, keylen, &bytes)) {
+        memprofAccountSized(o, key, expire, dbid, slot, 0);
+        return;
+    }
+    memprofAccount(o, key, keylen, bytes, expire, dbid, slot, 0);
 }
 
 /* All that and the slots, the top keys, the prefixes and the groups. */
 static void memprofAccountDeep(robj *o, sds key, long long expire, int dbid, int slot) {
-    memprofAccount(o, key, expire, dbid, slot, 1);
+    size_t keylen = sdslen(key);
+    unsigned long long bytes;
+    if (!memprofInlineBytes(o, key, keylen, &bytes)) {
+        memprofAccountSized(o, key, expire, dbid, slot, 1);
+        return;
+    }
+    memprofAccount(o, key, keylen, bytes, expire, dbid, slot, 1);
 }
 
 /* The figures that exist only at the fork instant, read from the child's
@@ -392,6 +472,7 @@ rdbKeyMemStatFn memprofChildBegin(int rdbflags) {
     child.now_ms = mstime();
     memprofMeasureForkInstant(&child.f);
     child.dbs = zcalloc(sizeof(memprofCount) * server.dbnum);
+    child.db = -1;
     child.cluster = server.cluster_enabled;
 #if MEMPROF_BASE_9
     if (server.cluster_enabled && clusterIsAnySlotImporting()) {
@@ -533,6 +614,15 @@ int memprofProfileChildMain(void) {
 void memprofChildSend(void) {
     size_t ndbs, nslots = 0;
     for (int d = 0; d < child.depth; d++) memprofRunFlush(d);
+    memprofDbChange(-1); /* The last db's figures. */
+    /* The keys without a TTL: all but those of a bucket. */
+    memprofCount *none = &child.f.ttl[MEMPROF_TTL_NONE];
+    *none = memprofTotalsOf(&child.f);
+    for (int t = 0; t < MEMPROF_TTL_BUCKETS; t++) {
+        if (t == MEMPROF_TTL_NONE) continue;
+        none->keys -= child.f.ttl[t].keys;
+        none->bytes -= child.f.ttl[t].bytes;
+    }
     /* The hash field TTL metadata: the dbs' indexes and the volatile sets. */
     child.f.kv_hash_meta += child.f.kv_hash_vsets;
     memprofIndexed *dbs = memprofNonEmpty(child.dbs, server.dbnum, &ndbs);

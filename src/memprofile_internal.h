@@ -406,11 +406,17 @@ static inline size_t memprofClassSize(void *ptr, size_t request) {
 
 /* An EMBSTR value, in the object's allocation. 9.1 lays out the object as
  * the header, the expire, the embedded key (a byte giving its sds header's
- * size, the sds) and the value as a type 8 sds (objectGetVal()): after the
- * key it is arithmetic. 8.1 keeps a pointer to it. */
+ * size, the sds) and the value as a type 8 sds (objectGetVal()): after an
+ * embedded key it is arithmetic (memprofEmbstrAfterKey()). 8.1 keeps a
+ * pointer to it. */
+#if MEMPROF_BASE_9
+static inline sds memprofEmbstrAfterKey(const char *key, size_t keylen) {
+    return (sds)(key + keylen + 1 + sizeof(struct sdshdr8));
+}
+#endif
 static inline sds memprofEmbstrValue(robj *o, const char *key, size_t keylen) {
 #if MEMPROF_BASE_9
-    if (o->hasembkey) return (sds)(key + keylen + 1 + sizeof(struct sdshdr8));
+    if (o->hasembkey) return memprofEmbstrAfterKey(key, keylen);
 #else
     UNUSED(key);
     UNUSED(keylen);
@@ -421,12 +427,18 @@ static inline sds memprofEmbstrValue(robj *o, const char *key, size_t keylen) {
 /* The object header: one allocation holding the header, the expire, the
  * embedded key and, for EMBSTR, the value. Keyspace objects are allocated
  * with exactly the request computed here; an EMBSTR value's sds records the
- * rest of the allocation, up to its end. */
-static inline size_t memprofHeaderBytes(robj *o, const char *key, size_t keylen) {
-    if (o->encoding == OBJ_ENCODING_EMBSTR) {
-        sds val = memprofEmbstrValue(o, key, keylen);
-        return (size_t)((char *)val - (char *)o) + sdsalloc(val) + 1;
-    }
+ * rest of the allocation, up to its end: on both bases a type 8 sds (no
+ * switch on its type). */
+static inline size_t memprofEmbstrBytesOf(robj *o, sds val) {
+    return (size_t)((char *)val - (char *)o) + ((struct sdshdr8 *)(val - sizeof(struct sdshdr8)))->alloc + 1;
+}
+
+static inline size_t memprofEmbstrBytes(robj *o, const char *key, size_t keylen) {
+    return memprofEmbstrBytesOf(o, memprofEmbstrValue(o, key, keylen));
+}
+
+/* The request of any other object header. */
+static inline size_t memprofHeaderRequest(robj *o, const char *key, size_t keylen) {
     /* An sds header's size by its type (sdsHdrSize() without the switch). */
     static const unsigned char hdr_sizes[8] = {sizeof(struct sdshdr5), sizeof(struct sdshdr8),
                                                sizeof(struct sdshdr16), sizeof(struct sdshdr32),
@@ -434,7 +446,12 @@ static inline size_t memprofHeaderBytes(robj *o, const char *key, size_t keylen)
     size_t request = sizeof(robj);
     if (o->hasexpire) request += sizeof(long long);
     if (o->hasembkey) request += 1 + hdr_sizes[key[-1] & SDS_TYPE_MASK] + keylen + 1;
-    return memprofClassSize(o, request);
+    return request;
+}
+
+static inline size_t memprofHeaderBytes(robj *o, const char *key, size_t keylen) {
+    if (o->encoding == OBJ_ENCODING_EMBSTR) return memprofEmbstrBytes(o, key, keylen);
+    return memprofClassSize(o, memprofHeaderRequest(o, key, keylen));
 }
 
 size_t memprofValueBytesSlow(robj *o, const char *key, int dbid, unsigned long long *hash_meta);
@@ -474,24 +491,15 @@ void memprofPrefixesFree(memprofPrefixes *s);
 void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long keys, unsigned long long bytes);
 /* Whether a[0..len) and b[0..len) are equal: for names up to 16 bytes, two
  * overlapping loads and no call. */
+static inline __attribute__((always_inline)) int memprofSameEnds(const char *a, const char *b, size_t len, size_t width) {
+    /* The first and the last 'width' bytes, overlapping: equality tests of
+     * a constant size, which the compiler makes two loads each. */
+    return memcmp(a, b, width) == 0 && memcmp(a + len - width, b + len - width, width) == 0;
+}
 static inline int memprofSameBytes(const char *a, const char *b, size_t len) {
     if (len > 16) return memcmp(a, b, len) == 0;
-    if (len >= 8) {
-        uint64_t w, x, y, z;
-        memcpy(&w, a, 8);
-        memcpy(&x, b, 8);
-        memcpy(&y, a + len - 8, 8);
-        memcpy(&z, b + len - 8, 8);
-        return w == x && y == z;
-    }
-    if (len >= 4) {
-        uint32_t w, x, y, z;
-        memcpy(&w, a, 4);
-        memcpy(&x, b, 4);
-        memcpy(&y, a + len - 4, 4);
-        memcpy(&z, b + len - 4, 4);
-        return w == x && y == z;
-    }
+    if (len >= 8) return memprofSameEnds(a, b, len, 8);
+    if (len >= 4) return memprofSameEnds(a, b, len, 4);
     for (size_t i = 0; i < len; i++) {
         if (a[i] != b[i]) return 0;
     }

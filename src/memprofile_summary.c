@@ -305,10 +305,8 @@ static __attribute__((noinline)) void prefixEvict(memprofPrefixes *s, const char
     prefixSiftDown(s, 0);
 }
 
-/* The caller's hash of a prefix of up to 8 bytes is the prefix itself: its
- * bytes as a word, zero padded (memprofile_child.c), so that an equal hash
- * and length are an equal prefix. */
-void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long keys, unsigned long long bytes) {
+/* Any addition: to the entry of the prefix, or to a new one. */
+static __attribute__((noinline)) void prefixAdd(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long keys, unsigned long long bytes) {
     uint32_t e = s->index[prefixFind(s, prefix, len, hash)];
     if (e != PREFIX_EMPTY) {
         prefixEntry *pe = &s->entries[e];
@@ -323,6 +321,27 @@ void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint
         prefixInsert(s, prefix, len, hash, keys, bytes);
     else
         prefixEvict(s, prefix, len, hash, keys, bytes);
+}
+
+/* The caller's hash of a prefix of up to 8 bytes is the prefix itself: its
+ * bytes as a word, zero padded (memprofile_child.c), so that an equal hash
+ * and length are an equal prefix. Such a prefix found in a table without a
+ * heap, the usual addition, is added here without a call; anything else
+ * goes on to prefixAdd(). */
+void memprofPrefixesAdd(memprofPrefixes *s, const char *prefix, size_t len, uint64_t hash, unsigned long long keys, unsigned long long bytes) {
+    if (len <= 8 && !s->heap) {
+        for (size_t i = prefixHome(s, hash);; i = (i + 1) & s->index_mask) {
+            uint32_t e = s->index[i];
+            if (e == PREFIX_EMPTY) break;
+            prefixEntry *pe = &s->entries[e];
+            if (pe->hash == hash && pe->len == len) {
+                pe->keys += keys;
+                pe->bytes += bytes;
+                return;
+            }
+        }
+    }
+    prefixAdd(s, prefix, len, hash, keys, bytes);
 }
 
 size_t memprofPrefixesBytes(const memprofPrefixes *s) {
