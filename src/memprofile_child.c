@@ -172,14 +172,9 @@ static void memprofRunFlush(int d) {
     r->keys = 0;
 }
 
-static inline void memprofAccountPrefix(int d, const char *name, size_t len, uint64_t hash, unsigned long long bytes) {
+/* Depth d's run ends: its keys are added, and one of another prefix starts. */
+static inline void memprofRunStart(int d, const char *name, size_t len, uint64_t hash, unsigned long long bytes) {
     memprofPrefixRun *r = &child.run[d];
-    /* Up to 8 bytes, the same hash and length are the same prefix. */
-    if (r->hash == hash && r->len == len && (len <= 8 || memprofSameBytes(r->name, name, len))) {
-        r->keys++;
-        r->bytes += bytes;
-        return;
-    }
     if (r->keys) memprofPrefixesAdd(child.prefixes[d], r->name, r->len, r->hash, r->keys, r->bytes);
     r->name = name; /* A key of the keyspace: it stays in memory. */
     r->len = len;
@@ -188,11 +183,23 @@ static inline void memprofAccountPrefix(int d, const char *name, size_t len, uin
     r->bytes = bytes;
 }
 
+static inline void memprofAccountPrefix(int d, const char *name, size_t len, uint64_t hash, unsigned long long bytes) {
+    memprofPrefixRun *r = &child.run[d];
+    /* Up to 8 bytes, the same hash and length are the same prefix. */
+    if (r->hash == hash && r->len == len && (len <= 8 || memprofSameBytes(r->name, name, len))) {
+        r->keys++;
+        r->bytes += bytes;
+        return;
+    }
+    memprofRunStart(d, name, len, hash, bytes);
+}
+
 /* The prefixes that end past the first word, from the depth 'd' on. The
  * rest of the name is read a word at a time as the first one (memchr()
  * would read whole aligned vectors, cache lines past the name among them),
  * and the hash state advanced over the words up to each delimiter found
- * only: bytes past the last one are not hashed. */
+ * only: bytes past the last one are not hashed. A prefix equal to its
+ * depth's run (compared byte by byte) needs no hash at all. */
 static int memprofAccountLongPrefixes(const char *key, size_t len, int d, unsigned long long bytes) {
     const uint64_t single = child.delimiter_word;
     uint64_t w;
@@ -218,9 +225,17 @@ static int memprofAccountLongPrefixes(const char *key, size_t len, int d, unsign
         }
         for (uint64_t m = memprofDelimiterBytes(w, single) & memprofLowMask[n]; m; m &= m - 1) {
             size_t j = ((size_t)__builtin_ctzll(m) >> 3) + 1, end = at + j;
-            for (; hashed + 8 <= end; hashed += 8) h = memprofHashStep(h, memprofLoad64(key + hashed));
-            uint64_t tail = end > hashed ? w & memprofLowMask[j] : 0;
-            memprofAccountPrefix(d, key, end, memprofHashEnd(h, tail, end), bytes);
+            memprofPrefixRun *r = &child.run[d];
+            if (r->len == end && memprofSameBytes(r->name, key, end)) {
+                /* The run's prefix: no hash needed (the state catches up
+                 * at the next prefix that needs one). */
+                r->keys++;
+                r->bytes += bytes;
+            } else {
+                for (; hashed + 8 <= end; hashed += 8) h = memprofHashStep(h, memprofLoad64(key + hashed));
+                uint64_t tail = end > hashed ? w & memprofLowMask[j] : 0;
+                memprofRunStart(d, key, end, memprofHashEnd(h, tail, end), bytes);
+            }
             if (++d == child.depth) return d;
         }
     }
@@ -397,14 +412,14 @@ static inline __attribute__((always_inline)) int memprofInlineBytes(robj *o, con
     return 0;
 }
 
-/* Any other key: its value sized by the sizing walk. */
-static __attribute__((noinline)) void memprofAccountSized(robj *o, sds key, long long expire, int dbid, int slot, int deep) {
-    size_t keylen = sdslen(key);
-    unsigned long long bytes = memprofKeyBytes(o, key, keylen, dbid, &child.f.kv_hash_vsets);
-    if (deep)
-        memprofAccount(o, key, keylen, bytes, expire, dbid, slot, 1);
-    else
-        memprofAccount(o, key, keylen, bytes, expire, dbid, slot, 0);
+/* Any other key: its value sized by the sizing walk, out of line, so that
+ * the strings' path saves no register for it. */
+static __attribute__((noinline)) void memprofAccountSizedBasic(robj *o, sds key, size_t keylen, long long expire, int dbid, int slot) {
+    memprofAccount(o, key, keylen, memprofKeyBytes(o, key, keylen, dbid, &child.f.kv_hash_vsets), expire, dbid, slot, 0);
+}
+
+static __attribute__((noinline)) void memprofAccountSizedDeep(robj *o, sds key, size_t keylen, long long expire, int dbid, int slot) {
+    memprofAccount(o, key, keylen, memprofKeyBytes(o, key, keylen, dbid, &child.f.kv_hash_vsets), expire, dbid, slot, 1);
 }
 
 /* The type and encoding counters, the TTL horizon, the histograms, the dbs. */
@@ -412,7 +427,7 @@ static void memprofAccountBasic(robj *o, sds key, long long expire, int dbid, in
     size_t keylen = sdslen(key);
     unsigned long long bytes;
     if (!memprofInlineBytes(o, key, keylen, &bytes)) {
-        memprofAccountSized(o, key, expire, dbid, slot, 0);
+        memprofAccountSizedBasic(o, key, keylen, expire, dbid, slot);
         return;
     }
     memprofAccount(o, key, keylen, bytes, expire, dbid, slot, 0);
@@ -423,7 +438,7 @@ static void memprofAccountDeep(robj *o, sds key, long long expire, int dbid, int
     size_t keylen = sdslen(key);
     unsigned long long bytes;
     if (!memprofInlineBytes(o, key, keylen, &bytes)) {
-        memprofAccountSized(o, key, expire, dbid, slot, 1);
+        memprofAccountSizedDeep(o, key, keylen, expire, dbid, slot);
         return;
     }
     memprofAccount(o, key, keylen, bytes, expire, dbid, slot, 1);
