@@ -13,6 +13,9 @@
 source tests/helpers/memprofile-util.tcl
 
 proc ht_snapshot {} {
+    # Nothing left for the lazyfree thread (lazy freeing is on here, as by
+    # default), as in mp_allocator_view.
+    wait_lazyfree_done r
     set st [r memory stats]
     list [dict get $st total.allocated] [dict get $st overhead.db.hashtable.lut]
 }
