@@ -422,26 +422,27 @@ static __attribute__((noinline)) void memprofAccountSizedDeep(robj *o, sds key, 
     memprofAccount(o, key, keylen, memprofKeyBytes(o, key, keylen, dbid, &child.f.kv_hash_vsets), expire, dbid, slot, 1);
 }
 
-/* The type and encoding counters, the TTL horizon, the histograms, the dbs. */
-static void memprofAccountBasic(robj *o, sds key, long long expire, int dbid, int slot) {
+/* One key, as either callback below: strings held in their header in line,
+ * any other key through its out-of-line function (a tail call). */
+static inline __attribute__((always_inline)) void memprofAccountKey(robj *o, sds key, long long expire, int dbid, int slot, int deep) {
     size_t keylen = sdslen(key);
     unsigned long long bytes;
-    if (!memprofInlineBytes(o, key, keylen, &bytes)) {
+    if (memprofInlineBytes(o, key, keylen, &bytes))
+        memprofAccount(o, key, keylen, bytes, expire, dbid, slot, deep);
+    else if (deep)
+        memprofAccountSizedDeep(o, key, keylen, expire, dbid, slot);
+    else
         memprofAccountSizedBasic(o, key, keylen, expire, dbid, slot);
-        return;
-    }
-    memprofAccount(o, key, keylen, bytes, expire, dbid, slot, 0);
+}
+
+/* The type and encoding counters, the TTL horizon, the histograms, the dbs. */
+static void memprofAccountBasic(robj *o, sds key, long long expire, int dbid, int slot) {
+    memprofAccountKey(o, key, expire, dbid, slot, 0);
 }
 
 /* All that and the slots, the top keys, the prefixes and the groups. */
 static void memprofAccountDeep(robj *o, sds key, long long expire, int dbid, int slot) {
-    size_t keylen = sdslen(key);
-    unsigned long long bytes;
-    if (!memprofInlineBytes(o, key, keylen, &bytes)) {
-        memprofAccountSizedDeep(o, key, keylen, expire, dbid, slot);
-        return;
-    }
-    memprofAccount(o, key, keylen, bytes, expire, dbid, slot, 1);
+    memprofAccountKey(o, key, expire, dbid, slot, 1);
 }
 
 /* The figures that exist only at the fork instant, read from the child's

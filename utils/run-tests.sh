@@ -73,6 +73,9 @@ rc=$?
 sed 's/\x1b\[[0-9;]*m//g' "$log" > "$log.plain"
 passed=$(grep -c '^\[ok\]' "$log.plain")
 failed=$(grep -c -E '^\[(err|exception)\]' "$log.plain")
+# Each failure's line, repeated after the summary below: a CI log is often
+# read from its end.
+failures=$(grep -E '^\[(err|exception)\]' "$log.plain" || true)
 
 # Some upstream tests assert timings (active defrag, latency) that a shared
 # machine does not always meet. Upstream test files with failed assertions
@@ -103,11 +106,18 @@ if [ "$rc" -ne 0 ] && [ "$mode" != valgrind ] && ! grep -q '^\[exception\]' "$lo
             failed=0
             rc=0
             echo "run-tests: flaky: $flaky failed assertion(s) in $files passed on retry"
+            failures=""
         else
             sed 's/\x1b\[[0-9;]*m//g' "$log.retry" | grep -E '^\[(err|exception)\]'
         fi
         rm -f "$log.retry"
     fi
+fi
+# A run that failed without a failed assertion (a timeout, a server that
+# did not start, a leaked process): its last lines say why.
+if [ "$rc" -ne 0 ] && [ -z "$failures" ]; then
+    failures="[runtest exited non-zero without a failed test; its last lines:]
+$(grep -v '^\[ok\]' "$log.plain" | tail -n 8)"
 fi
 rm -f "$log.plain"
 
@@ -116,6 +126,8 @@ if [ "$mode" = "ours+subset" ] || [ "$mode" = "ours" ]; then
     # The utils' own tests (Python standard library only).
     if python3 -m unittest discover -s "$proj/utils/tests" -t "$proj/utils" -v > "$log" 2>&1; then :; else utils_rc=1; fi
     cat "$log"
+    failures="$failures
+$(grep -E ' \.\.\. (FAIL|ERROR)$' "$log" | sed 's/^/[utils] /')"
     p=$(grep -c -E '\.\.\. ok$' "$log"); f=$(grep -c -E '\.\.\. (FAIL|ERROR)$' "$log")
     passed=$((passed + p)); failed=$((failed + f))
     # The fuzz targets, built in this tree with its flags, replay their
@@ -124,10 +136,16 @@ if [ "$mode" = "ours+subset" ] || [ "$mode" = "ours" ]; then
         passed=$((passed + $(grep -c 'no failure$\|, 0 failure(s)$' "$log")))
     else
         utils_rc=1; failed=$((failed + 1))
+        failures="$failures
+[fuzz replay] $(grep -v 'no failure$\|, 0 failure(s)$' "$log" | tail -n 1)"
     fi
     cat "$log"
 fi
 
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+if [ -n "$failures" ]; then
+    echo "run-tests: what failed:"
+    echo "$failures" | sed '/^$/d; s/^/  /'
+fi
 echo "$passed passed, $failed failed"
 [ "$rc" -eq 0 ] && [ "$utils_rc" -eq 0 ] && [ "$failed" -eq 0 ]
