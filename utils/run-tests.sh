@@ -143,9 +143,10 @@ $(grep -E ' \.\.\. (FAIL|ERROR)$' "$log" | sed 's/^/[utils] /')"
 fi
 
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+failures=$(printf '%s\n' "$failures" | sed '/^[[:space:]]*$/d')
 if [ -n "$failures" ]; then
     echo "run-tests: what failed:"
-    echo "$failures" | sed '/^$/d; s/^/  /'
+    printf '%s\n' "$failures" | sed 's/^/  /'
 fi
 echo "$passed passed, $failed failed"
 [ "$rc" -eq 0 ] && [ "$utils_rc" -eq 0 ] && [ "$failed" -eq 0 ]
