@@ -121,7 +121,30 @@ proc mp_allocator_view {{tables 1}} {
     wait_lazyfree_done r
     set stats [r memory stats]
     set lut [expr {[dict get $stats overhead.db.hashtable.lut] + [mp_keyspace_slack $tables]}]
-    list [dict get $stats total.allocated] $lut
+    # The whole reply comes third, for mp_stats_changes.
+    list [dict get $stats total.allocated] $lut $stats
+}
+
+# The MEMORY STATS fields that differ between two snapshots of
+# mp_allocator_view (or ht_snapshot), as "field a -> b" items: what a
+# failed exactness assertion adds to its message, so that a failure on a
+# loaded machine says what else moved.
+proc mp_stats_changes {a b} {
+    set sa [lindex $a 2]
+    set sb [lindex $b 2]
+    set out {}
+    foreach {k v} $sa {
+        if {![dict exists $sb $k]} continue
+        set w [dict get $sb $k]
+        if {[llength $v] > 1 && [llength $v] % 2 == 0} {
+            foreach {k2 v2} $v {
+                if {[dict exists $w $k2] && [dict get $w $k2] ne $v2} { lappend out "$k.$k2 $v2 -> [dict get $w $k2]" }
+            }
+        } elseif {$v ne $w} {
+            lappend out "$k $v -> $w"
+        }
+    }
+    join $out ", "
 }
 
 # Wait until only the test's own connection is left.

@@ -17,7 +17,7 @@ proc ht_snapshot {} {
     # default), as in mp_allocator_view.
     wait_lazyfree_done r
     set st [r memory stats]
-    list [dict get $st total.allocated] [dict get $st overhead.db.hashtable.lut]
+    list [dict get $st total.allocated] [dict get $st overhead.db.hashtable.lut] $st
 }
 
 # One case: a flushed server, 'script' run on a connection of its own ($c),
@@ -60,7 +60,7 @@ proc ht_case {what nkeys script {check 1}} {
               profile $profile allocator $truth difference [expr {$profile - $truth}]"
     }
     assert_range $profile [expr {$truth - $bound}] [expr {$truth + $bound}] \
-        "$what: user data + metadata growth $profile bytes, allocator $truth bytes, $nkeys keys"
+        "$what: user data + metadata growth $profile bytes, allocator $truth bytes, $nkeys keys; MEMORY STATS changes: [mp_stats_changes $after $before]"
     return [expr {$bytes - $user}]
 }
 

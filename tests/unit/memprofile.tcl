@@ -39,7 +39,7 @@ proc mp_assert_exact {what nkeys bytes after before} {
     set bound [expr {$nkeys + 256}]
     if {$::verbose} { puts "$what: profile $bytes allocator $truth difference [expr {$bytes - $truth}] (bound $bound)" }
     assert_range $bytes [expr {$truth - $bound}] [expr {$truth + $bound}] \
-        "$what: profile $bytes bytes, allocator $truth bytes, $nkeys keys"
+        "$what: profile $bytes bytes, allocator $truth bytes, $nkeys keys; MEMORY STATS changes: [mp_stats_changes $after $before]"
 }
 
 # Sum of one field over the db.<n> entries of a MEMORY STATS reply.
