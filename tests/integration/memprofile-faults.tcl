@@ -418,12 +418,11 @@ start_server {overrides {save "" rdb-save-stat-memory no}} {
 # callback reports plus the object and module value headers.
 set mallocsize [file normalize tests/modules/mallocsize.so]
 if {[file exists $mallocsize]} {
-    start_server [list overrides [list save "" latency-tracking no enable-debug-command yes loadmodule $mallocsize \
-            commandlog-execution-slower-than -1 commandlog-request-larger-than -1 commandlog-reply-larger-than -1]] {
+    # The byte-exact overrides: nothing else (a command log entry, a
+    # latency histogram, a rehash) allocates between the two measures.
+    start_server [list overrides [concat $::mp_exact_free_overrides [list loadmodule $mallocsize]]] {
         # The clients cron resizes reply buffers by powers of two: off, so
-        # that it cannot move used_memory between the two measures; nor can
-        # a command log entry (a command slowed past 10 ms by a loaded
-        # machine).
+        # that it cannot move used_memory between the two measures.
         r debug replybuffer resizing 0
         test {Module data type keys are counted under module} {
             # Twice, measured the second time: on 9.1 the first profile and
