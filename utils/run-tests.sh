@@ -75,7 +75,10 @@ passed=$(grep -c '^\[ok\]' "$log.plain")
 failed=$(grep -c -E '^\[(err|exception)\]' "$log.plain")
 # Each failure's line, repeated after the summary below: a CI log is often
 # read from its end.
-failures=$(grep -E '^\[(err|exception)\]' "$log.plain" || true)
+# Each with the few lines of message runtest prints under it (the values
+# an assertion compared).
+failures=$(awk '/^\[(err|exception)\]/ { n = 6; print; next }
+    /^\[/ { n = 0 } n > 0 && NF { print "    " $0; n-- }' "$log.plain")
 
 # Some upstream tests assert timings (active defrag, latency) that a shared
 # machine does not always meet. Upstream test files with failed assertions

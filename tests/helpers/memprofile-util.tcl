@@ -1,12 +1,16 @@
 # Helpers shared by the memory profiling tests.
 
 # Server overrides of the byte-exact tests that measure keys by deleting
-# or flushing them: no save, no latency histograms or command logs
-# allocating between two measures, no background rehash, and synchronous
-# freeing, so that what DEL or FLUSHDB frees is gone when it replies.
+# or flushing them: no save, no latency histograms, latency monitor events
+# or command logs allocating between two measures, no background rehash,
+# and synchronous freeing, so that what DEL or FLUSHDB frees is gone when it
+# replies. (The test suite's default latency-monitor-threshold of 1 ms makes
+# the first command of each kind that takes longer, a FLUSHALL on a loaded
+# machine, allocate a 1600-byte event series for good.)
 set ::mp_exact_free_overrides {
     save ""
     latency-tracking no
+    latency-monitor-threshold 0
     activerehashing no
     commandlog-execution-slower-than -1
     commandlog-request-larger-than -1

@@ -88,7 +88,7 @@ proc mp_sorted_dict {d} {
 
 tags {"memprofile external:skip tls:skip"} {
 
-start_server {overrides {save {} latency-tracking no}} {
+start_server {overrides {save {} latency-tracking no latency-monitor-threshold 0}} {
     set host [srv 0 host]
     set port [srv 0 port]
     r flushall
@@ -454,7 +454,7 @@ start_server {overrides {save {} latency-tracking no}} {
 
 set ::singledb_saved $::singledb
 set ::singledb 1
-set base_conf [list cluster-enabled yes cluster-node-timeout 5000 save {} latency-tracking no]
+set base_conf [list cluster-enabled yes cluster-node-timeout 5000 save {} latency-tracking no latency-monitor-threshold 0]
 start_multiple_servers 6 [list overrides $base_conf] {
     test {Create a cluster of 3 primaries and 3 replicas} {
         set addrs {}

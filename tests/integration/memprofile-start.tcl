@@ -38,7 +38,7 @@ proc mp_profile_figures {} {
 
 tags {"memprofile external:skip"} {
 
-start_server {overrides {save "" appendonly no enable-debug-command yes latency-tracking no}} {
+start_server {overrides {save "" appendonly no enable-debug-command yes latency-tracking no latency-monitor-threshold 0}} {
     r debug populate 3000 user 40
     r hset big:hash {*}[lrepeat 300 f v] f1 x f2 y
     for {set i 0} {$i < 300} {incr i} { r hset big:hash field:$i value:$i }

@@ -32,7 +32,7 @@ proc mp_jemalloc_stats {} {
 
 tags {"memprofile external:skip"} {
 
-start_server {overrides {save "" enable-debug-command yes latency-tracking no activedefrag no}} {
+start_server {overrides {save "" enable-debug-command yes latency-tracking no latency-monitor-threshold 0 activedefrag no}} {
     test {Waterfall: zeros before the first profile} {
         foreach f {mem_rss mem_startup mem_other_allocations mem_allocator_frag mem_allocator_dirty
                    mem_allocator_muzzy mem_allocator_retained mem_rss_other} {

@@ -9,6 +9,7 @@ source tests/helpers/memprofile-util.tcl
 set mp_overrides {
     save ""
     latency-tracking no
+    latency-monitor-threshold 0
     activerehashing no
     commandlog-execution-slower-than -1
     commandlog-request-larger-than -1
