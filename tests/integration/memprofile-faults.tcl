@@ -425,9 +425,9 @@ if {[file exists $mallocsize]} {
         # that it cannot move used_memory between the two measures.
         r debug replybuffer resizing 0
         test {Module data type keys are counted under module} {
-            # Twice, measured the second time: on 9.1 the first profile and
-            # flush of a module's keys leave an allocation of their own for
-            # good (1600 bytes), which the second round's snapshots share.
+            # Twice, measured the second time: what the server's first
+            # profile and flush leave allocated for good is then in both of
+            # the second round's snapshots.
             for {set round 0} {$round < 2} {incr round} {
                 set c [valkey_client]
                 # setstr, not setraw: setraw's buffer is uninitialised, which
