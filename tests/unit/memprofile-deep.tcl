@@ -8,20 +8,10 @@ source tests/helpers/memprofile-util.tcl
 
 # As unit/memprofile, plus synchronous freeing: a key deleted (or reclaimed
 # as expired) to measure it is gone from used_memory when DEL replies.
-set deep_overrides {
-    save ""
-    latency-tracking no
-    latency-monitor-threshold 0
-    activerehashing no
-    commandlog-execution-slower-than -1
-    commandlog-request-larger-than -1
-    commandlog-reply-larger-than -1
-    enable-debug-command yes
-    lazyfree-lazy-user-del no
-    lazyfree-lazy-user-flush no
+set deep_overrides [concat $::mp_exact_free_overrides {
     lazyfree-lazy-expire no
     lazyfree-lazy-server-del no
-}
+}]
 
 # A key's own allocator cost may differ from its profile by this many bytes
 # (the measures below give 0 on jemalloc and on libc malloc): less than the

@@ -6,17 +6,9 @@ source tests/helpers/memprofile-util.tcl
 # the keyspace, so what MEMORY STATS shows right before BGSAVE STAT_MEMORY is
 # what the child measures at the fork, and a rehash left pending by a test
 # stays pending.
-set mp_overrides {
-    save ""
-    latency-tracking no
-    latency-monitor-threshold 0
-    activerehashing no
-    commandlog-execution-slower-than -1
-    commandlog-request-larger-than -1
-    commandlog-reply-larger-than -1
-    enable-debug-command yes
+set mp_overrides [concat [dict remove $::mp_exact_free_overrides lazyfree-lazy-user-flush lazyfree-lazy-user-del] {
     enable-module-command yes
-}
+}]
 
 # The allocator's accounting at one instant: used_memory (MEMORY STATS
 # total.allocated) and the keyspace tables (overhead.db.hashtable.lut, with
