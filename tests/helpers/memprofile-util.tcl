@@ -49,7 +49,7 @@ proc mp_profile {{r r}} {
 # instead of a fixed second).
 proc mp_next_second {{r r}} {
     set t [mp_info rdb_stats_last_time $r]
-    wait_for_condition 60 20 {[clock seconds] > $t} else { fail "the clock did not pass $t" }
+    wait_for_condition 100 50 {[clock seconds] > $t} else { fail "the clock did not pass $t" }
 }
 
 # Whether the tree under test is the 9.x base, before any server runs (for
@@ -153,7 +153,7 @@ proc mp_stats_changes {a b} {
 
 # Wait until only the test's own connection is left.
 proc mp_wait_single_client {} {
-    wait_for_condition 100 10 {[s connected_clients] == 1} else {
+    wait_for_condition 100 50 {[s connected_clients] == 1} else {
         fail "loading connection did not go away"
     }
 }

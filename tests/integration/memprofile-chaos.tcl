@@ -11,7 +11,7 @@ proc mp_chaos_start_slow {{delay 1000}} {
     r config set rdb-key-save-delay $delay
     assert_equal {Memory profiling started} [r memory profile start]
     r config set rdb-key-save-delay 0
-    wait_for_condition 100 20 {[mp_info rdb_stats_progress_keys] > 0} else { fail "the child does not walk" }
+    wait_for_condition 100 50 {[mp_info rdb_stats_progress_keys] > 0} else { fail "the child does not walk" }
     return [get_child_pid 0]
 }
 
@@ -40,7 +40,7 @@ proc mp_start_profile_and_wait {} {
 }
 
 proc mp_chaos_gone {pid} {
-    wait_for_condition 100 20 {[catch {exec kill -0 $pid}]} else { fail "child $pid still exists" }
+    wait_for_condition 100 50 {[catch {exec kill -0 $pid}]} else { fail "child $pid still exists" }
 }
 
 tags {"memprofile external:skip"} {
@@ -156,7 +156,7 @@ start_server {overrides {save "" appendonly no enable-debug-command yes}} {
         set pid [mp_chaos_start_slow 300]
         set ppid [srv 0 pid]
         exec kill -KILL $ppid
-        wait_for_condition 100 20 {[catch {exec kill -0 $ppid}]} else { fail "the parent survived SIGKILL" }
+        wait_for_condition 100 50 {[catch {exec kill -0 $ppid}]} else { fail "the parent survived SIGKILL" }
         # The orphan finishes its walk, finds the report pipe closed, exits.
         wait_for_condition 200 50 {[catch {exec kill -0 $pid}]} else { fail "the orphaned child $pid is still running" }
         set after [lsort [glob -nocomplain -directory $dir *]]

@@ -9,7 +9,7 @@ source tests/helpers/memprofile-util.tcl
 proc mp_start_slow_profile {{delay 2000}} {
     r config set rdb-key-save-delay $delay
     assert_equal {Background saving started} [r bgsave stat_memory]
-    wait_for_condition 100 10 {[mp_info rdb_stats_in_progress] == 1 && [get_child_pid 0] ne ""} else {
+    wait_for_condition 100 50 {[mp_info rdb_stats_in_progress] == 1 && [get_child_pid 0] ne ""} else {
         fail "no profiling child"
     }
     return [get_child_pid 0]
@@ -31,7 +31,7 @@ proc mp_fault_begin {fault rdb} {
 }
 
 proc mp_assert_not_published {prev log_count} {
-    wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
+    wait_for_condition 100 50 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
     assert_equal PONG [r ping]
     assert_equal err [mp_info rdb_stats_status]
     assert_equal $log_count [mp_log_count]
@@ -108,7 +108,7 @@ start_server {overrides {save "" enable-debug-command yes}} {
         r config set memory-profile-prefix-capacity 1
         r config set rdb-key-save-delay 0
         waitForBgsave r
-        wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
+        wait_for_condition 100 50 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
         r config set memory-profile-top-keys 32
         r config set memory-profile-prefix-depth 3
         r config set memory-profile-prefix-capacity 4096
@@ -147,7 +147,7 @@ start_server {overrides {save "" enable-debug-command yes}} {
         exec kill -TERM $pid
         waitForBgsave r
         r config set rdb-key-save-delay 0
-        wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
+        wait_for_condition 100 50 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
         assert_equal ok [mp_info rdb_stats_status]
         assert_equal [expr {$count + 1}] [mp_log_count]
         assert_equal [r dbsize] [mp_info rdb_stats_keys]
@@ -299,7 +299,7 @@ start_server {overrides {save "" enable-debug-command yes}} {
             mp_fault_begin 9 $rdb
             r {*}$cmd
             waitForBgsave r
-            wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
+            wait_for_condition 100 50 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
             r config set memory-profile-report-fault 0
             if {$cmd eq {bgsave stat_memory}} {
                 assert_equal ok [s rdb_last_bgsave_status]
@@ -373,7 +373,7 @@ start_server {overrides {save "" rdb-save-stat-memory no}} {
             after 200
             $primary config set rdb-key-save-delay 0
             wait_for_condition 200 100 {[s master_link_status] eq {up}} else { fail "replica did not sync" }
-            wait_for_condition 100 20 {[mp_info rdb_stats_in_progress $primary] == 0} else { fail "in progress" }
+            wait_for_condition 100 50 {[mp_info rdb_stats_in_progress $primary] == 0} else { fail "in progress" }
             assert_equal ok [mp_info rdb_stats_status $primary]
             assert_equal [expr {$count + 1}] [mp_log_count -1]
             assert_equal 5000 [mp_info rdb_stats_keys $primary]

@@ -11,7 +11,7 @@ source tests/helpers/memprofile-util.tcl
 proc mp_start_slow_rewrite {} {
     r config set rdb-key-save-delay 1000
     assert_match {Background append only file rewriting *} [r bgrewriteaof]
-    wait_for_condition 100 10 {[s aof_rewrite_in_progress] == 1} else {
+    wait_for_condition 100 50 {[s aof_rewrite_in_progress] == 1} else {
         fail "no AOF rewrite child"
     }
     # The child keeps its copy of the delay; the children after it run at

@@ -18,7 +18,7 @@ proc mp_start_slow_profile_only {} {
     r config set rdb-key-save-delay 1000
     assert_equal {Memory profiling started} [r memory profile start]
     r config set rdb-key-save-delay 0
-    wait_for_condition 100 20 {[mp_info rdb_stats_in_progress] == 1} else { fail "no profile-only child" }
+    wait_for_condition 100 50 {[mp_info rdb_stats_in_progress] == 1} else { fail "no profile-only child" }
 }
 
 proc mp_stop_slowing {} {
@@ -201,7 +201,7 @@ start_server {overrides {save "" appendonly no enable-debug-command yes latency-
     test {START when another child runs errs as BGSAVE does} {
         r config set rdb-key-save-delay 1000
         r bgrewriteaof
-        wait_for_condition 100 10 {[s aof_rewrite_in_progress] == 1} else { fail "no rewrite" }
+        wait_for_condition 100 50 {[s aof_rewrite_in_progress] == 1} else { fail "no rewrite" }
         assert_error {*Another child process is active*} {r memory profile start}
         mp_stop_slowing
         waitForBgrewriteaof r
@@ -219,14 +219,14 @@ start_server {overrides {save "" appendonly no enable-debug-command yes latency-
         r bgsave
         r set tx:bgsave 1
         assert_equal {{Background saving scheduled} OK} [r exec]
-        wait_for_condition 100 20 {[s total_forks] == $forks + 1} else { fail "the scheduled BGSAVE did not start" }
+        wait_for_condition 100 50 {[s total_forks] == $forks + 1} else { fail "the scheduled BGSAVE did not start" }
         waitForBgsave r
         set count [mp_log_count]
         r multi
         r memory profile start
         r set tx:profile 1
         assert_equal {{Memory profiling scheduled} OK} [r exec]
-        wait_for_condition 100 20 {[mp_log_count] == $count + 1} else { fail "the scheduled profile was not published" }
+        wait_for_condition 100 50 {[mp_log_count] == $count + 1} else { fail "the scheduled profile was not published" }
         assert_equal [expr {$forks + 2}] [s total_forks]
         assert_equal ok [mp_info rdb_stats_status]
         assert_equal profile [mp_info rdb_stats_source]
@@ -272,7 +272,7 @@ start_server {overrides {save "" appendonly no enable-debug-command yes latency-
         assert_equal 0 [mp_info rdb_stats_in_progress]
         assert_equal {Background saving cancelled} [r bgsave cancel]
         waitForBgsave r
-        wait_for_condition 100 20 {[mp_log_count] == $count + 1} else { fail "the scheduled profile was not published" }
+        wait_for_condition 100 50 {[mp_log_count] == $count + 1} else { fail "the scheduled profile was not published" }
         assert_equal profile [mp_info rdb_stats_source]
         assert_equal [expr {$forks + 2}] [s total_forks]
     }
@@ -355,7 +355,7 @@ start_server {overrides {save "" appendonly yes enable-debug-command yes}} {
         r config set rdb-key-save-delay 10000000
         for {set i 0} {$i < 3} {incr i} {
             r bgrewriteaof
-            wait_for_condition 100 10 {[get_child_pid 0] ne ""} else { fail "no rewrite child" }
+            wait_for_condition 100 50 {[get_child_pid 0] ne ""} else { fail "no rewrite child" }
             catch {exec kill -9 [get_child_pid 0]}
             waitForBgrewriteaof r
         }

@@ -33,7 +33,7 @@ proc mp_assert_overhead_matches_info {r} {
         assert_equal {Background saving started} [{*}$r bgsave stat_memory]
         set after [{*}$r info memory]
         waitForBgsave $r
-        wait_for_condition 100 20 {[mp_info rdb_stats_in_progress $r] == 0} else {
+        wait_for_condition 100 50 {[mp_info rdb_stats_in_progress $r] == 0} else {
             fail "profiling save still in progress"
         }
         assert_equal ok [mp_info rdb_stats_status $r]
@@ -85,7 +85,7 @@ start_server {overrides {save "" enable-debug-command yes}} {
         set before [mp_log_count]
         r bgsave
         waitForBgsave r
-        wait_for_condition 100 10 {[mp_log_count] == $before + 1} else { fail "plain BGSAVE did not profile" }
+        wait_for_condition 100 50 {[mp_log_count] == $before + 1} else { fail "plain BGSAVE did not profile" }
         assert_equal 1 [mp_info rdb_stats_keys]
         r config set rdb-save-stat-memory no
         r bgsave
@@ -134,7 +134,7 @@ start_server {overrides {save "" enable-debug-command yes}} {
         r set more 1
         r bgsave stat_memory
         waitForBgsave r
-        wait_for_condition 100 10 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
+        wait_for_condition 100 50 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
         assert_equal err [s rdb_last_bgsave_status]
         assert_equal err [mp_info rdb_stats_status]
         assert_equal $before [mp_log_count]
@@ -157,7 +157,7 @@ start_server {overrides {save "" enable-debug-command yes}} {
         assert_equal 1 [mp_info rdb_stats_in_progress]
         r bgsave cancel
         waitForBgsave r
-        wait_for_condition 100 10 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
+        wait_for_condition 100 50 {[mp_info rdb_stats_in_progress] == 0} else { fail "still in progress" }
         r config set rdb-key-save-delay 0
         assert_equal err [mp_info rdb_stats_status]
         assert_equal $before [mp_log_count]

@@ -615,7 +615,7 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
         r config set rdb-key-save-delay 1000
         r debug populate 1000 sched
         r bgrewriteaof
-        wait_for_condition 100 10 {[s aof_rewrite_in_progress] == 1} else { fail "no rewrite" }
+        wait_for_condition 100 50 {[s aof_rewrite_in_progress] == 1} else { fail "no rewrite" }
         r multi
         r bgsave stat_memory
         assert_match {*scheduled*} [r exec]
@@ -638,7 +638,7 @@ start_server [list tags {"memprofile external:skip"} overrides $mp_overrides] {
         r debug populate 1000 other
         r config set rdb-key-save-delay 1000
         r bgsave stat_memory
-        wait_for_condition 100 10 {[mp_info rdb_stats_in_progress] == 1} else { fail "not in progress" }
+        wait_for_condition 100 50 {[mp_info rdb_stats_in_progress] == 1} else { fail "not in progress" }
         after 100
         set pid [get_child_pid 0]
         exec kill -9 $pid
