@@ -73,10 +73,9 @@ rc=$?
 sed 's/\x1b\[[0-9;]*m//g' "$log" > "$log.plain"
 passed=$(grep -c '^\[ok\]' "$log.plain")
 failed=$(grep -c -E '^\[(err|exception)\]' "$log.plain")
-# Each failure's line, repeated after the summary below: a CI log is often
-# read from its end.
-# Each with the few lines of message runtest prints under it (the values
-# an assertion compared).
+# Each failure's line with the few lines of message runtest prints under it
+# (the values an assertion compared), repeated after the summary below: a CI
+# log is often read from its end.
 failures=$(awk '/^\[(err|exception)\]/ { n = 6; print; next }
     /^\[/ { n = 0 } n > 0 && NF { print "    " $0; n-- }' "$log.plain")
 
